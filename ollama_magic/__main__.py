@@ -1,0 +1,133 @@
+"""``python -m ollama_magic run NOTEBOOK``: run a notebook headless, answers echoed live.
+
+It checks that Ollama answers first (and says clearly when it does not), picks a model when
+none is named (``--model``, else ``$OLLAMA_MAGIC_MODEL``, else the first installed one), runs
+every cell in a real kernel and writes the executed notebook next to the original.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from .client import is_loopback
+from .host import resolve_host
+
+EXIT_UNREACHABLE = 3
+EXIT_CELL_FAILED = 1
+
+
+def _get_json(base_url: str, path: str) -> Any:
+    session = requests.Session()
+    session.trust_env = not is_loopback(base_url)
+    with session:
+        response = session.get(base_url + path, timeout=(3, 10))
+        response.raise_for_status()
+        return response.json()
+
+
+def pick_model(base_url: str, requested: str | None) -> str | None:
+    """The model to use: the one asked for, else the first one the server has installed."""
+    if requested:
+        return requested
+    models = _get_json(base_url, "/api/tags").get("models") or []
+    names = [m.get("name") or m.get("model") for m in models if isinstance(m, dict)]
+    return next((n for n in names if n), None)
+
+
+def _make_client_class() -> type:
+    from nbclient import NotebookClient
+
+    class EchoingClient(NotebookClient):  # type: ignore[misc]
+        """Prints streamed text as it arrives, so a terminal shows the answer live."""
+
+        def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
+            msg_type = msg.get("msg_type") or msg["header"]["msg_type"]
+            content = msg.get("content", {})
+            if msg_type == "stream":
+                sys.stdout.write(content.get("text", ""))
+                sys.stdout.flush()
+            elif msg_type == "error":
+                sys.stdout.write("\n" + "\n".join(content.get("traceback", [])) + "\n")
+            return super().process_message(msg, cell, cell_index)
+
+    return EchoingClient
+
+
+def run_notebook(path: Path, output: Path, base_url: str, model: str, timeout: float) -> int:
+    """Execute ``path`` with OLLAMA_HOST / OLLAMA_MAGIC_MODEL set; write ``output``."""
+    import nbformat
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    os.environ["OLLAMA_HOST"] = base_url
+    os.environ["OLLAMA_MAGIC_MODEL"] = model
+    client = _make_client_class()(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+
+    def announce(cell: Any, cell_index: int) -> None:
+        first = cell.source.splitlines()[0] if cell.source else ""
+        print(f"\n\x1b[2m── [{cell_index}] {first}\x1b[0m", flush=True)
+
+    client.on_cell_execute = announce
+    status = 0
+    try:
+        client.execute()
+    except CellExecutionError:
+        status = EXIT_CELL_FAILED
+    finally:
+        nbformat.write(nb, output)
+    print(f"\n\nWrote the executed notebook to {output}", flush=True)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ollama_magic", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="execute a notebook headless against Ollama")
+    run.add_argument("notebook", type=Path)
+    run.add_argument("-o", "--output", type=Path, help="where to write (default NAME.out.ipynb)")
+    run.add_argument("--host", help="Ollama URL (default: OLLAMA_HOST, else 127.0.0.1:11434)")
+    run.add_argument("--model", default=os.environ.get("OLLAMA_MAGIC_MODEL"), help="model")
+    run.add_argument("--timeout", type=float, default=1800, help="per-cell limit in seconds")
+    args = parser.parse_args(argv)
+
+    try:
+        base_url = resolve_host(args.host)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        version = _get_json(base_url, "/api/version").get("version", "?")
+        model = pick_model(base_url, args.model)
+    except (requests.RequestException, ValueError) as exc:
+        print(
+            f"Ollama is not reachable at {base_url} ({type(exc).__name__}).\n"
+            "Start it with `ollama serve` (or the Ollama app), or point at another server with "
+            "--host URL or OLLAMA_HOST, then run this command again.",
+            file=sys.stderr,
+        )
+        return EXIT_UNREACHABLE
+    if not model:
+        print(
+            f"Ollama {version} at {base_url} has no models installed. "
+            "Download one with `ollama pull llama3.2`, then run this command again.",
+            file=sys.stderr,
+        )
+        return EXIT_UNREACHABLE
+    output = args.output or args.notebook.with_suffix(".out.ipynb")
+    print(f"Ollama {version} at {base_url}, model {model}: running {args.notebook}", flush=True)
+    return run_notebook(args.notebook, output, base_url, model, args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,397 @@
+"""HTTP client: turns Ollama's streamed NDJSON answer into events and typed errors.
+
+Why not ``requests.post(...).json()``: Ollama streams by default, one JSON object per line, so
+the body is many JSON documents. This module reads it as bytes, splits on ``b"\\n"`` only (text
+mode would also split on U+0085, which Go sends unescaped), and translates every transport
+failure into the errors of :mod:`ollama_magic.errors` in exactly one place. No IPython here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from .errors import (
+    ModelNotFoundError,
+    OllamaConnectionError,
+    OllamaResponseError,
+    ProtocolError,
+    StreamErrorLine,
+    StreamTimeoutError,
+    TruncatedStreamError,
+)
+from .events import AnswerDelta, Done, Event, Stats, ThinkingDelta
+
+#: Longest wait for the next chunk. Headers only arrive after the model is loaded and the
+#: prompt evaluated, which takes minutes for a big model on a slow disk: be generous.
+DEFAULT_TIMEOUT = 600.0
+CONNECT_TIMEOUT = 10.0
+_READ_SIZE = 65536
+_SNIPPET = 200
+
+
+def is_loopback(base_url: str) -> bool:
+    """True when the URL points at this machine (such traffic must never go to a proxy)."""
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _snippet(data: bytes | str, limit: int = _SNIPPET) -> str:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Yield complete ``\\n``-terminated lines from arbitrary chunks, in linear time.
+
+    A trailing fragment without a newline is yielded last; blank lines are skipped.
+    """
+    pending: list[bytes] = []
+    for chunk in chunks:
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                break
+            if pending:
+                pending.append(chunk[start:end])
+                line = b"".join(pending)
+                pending.clear()
+            else:
+                line = chunk[start:end]
+            start = end + 1
+            if line and not line.isspace():
+                yield line
+        if start < len(chunk):
+            pending.append(chunk[start:])
+    if pending:
+        tail = b"".join(pending)
+        if not tail.isspace():
+            yield tail
+
+
+class OllamaClient:
+    """A small client for Ollama's chat endpoint that streams.
+
+    >>> client = OllamaClient("http://127.0.0.1:11434")  # doctest: +SKIP
+    >>> for event in client.chat("llama3.2", [{"role": "user", "content": "Hi"}]):
+    ...     print(event)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.session = requests.Session()
+        # A proxy in HTTP_PROXY must not capture traffic to a local Ollama; NO_PROXY and the
+        # proxy settings still apply to remote hosts.
+        self.session.trust_env = not is_loopback(self.base_url)
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.session.close()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _post(self, path: str, body: dict[str, Any], model: str) -> requests.Response:
+        url = self.base_url + path
+        read_timeout = self.timeout if self.timeout and self.timeout > 0 else None
+        try:
+            response = self.session.post(
+                url, json=body, stream=True, timeout=(self.connect_timeout, read_timeout)
+            )
+        except requests.exceptions.ConnectTimeout as exc:
+            raise self._unreachable(f"no answer within {self.connect_timeout:g} s", exc) from None
+        except requests.exceptions.ReadTimeout:
+            raise StreamTimeoutError(
+                f"{self.base_url} accepted the request but sent nothing for {read_timeout:g} s. "
+                "A large model may still be loading: raise the limit with --timeout (0 waits "
+                "forever), or warm the model up first."
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            raise self._unreachable(self._reason(exc), exc) from None
+        except requests.exceptions.RequestException as exc:
+            raise self._unreachable(self._reason(exc), exc) from None
+        if response.status_code >= 400:
+            try:
+                raise self._http_error(response, model)
+            finally:
+                response.close()
+        return response
+
+    def _unreachable(self, reason: str, exc: BaseException) -> OllamaConnectionError:
+        local = is_loopback(self.base_url)
+        hint = (
+            "Start it with `ollama serve` (or open the Ollama app)"
+            if local
+            else "Check that the server is running and reachable from this machine"
+        )
+        return OllamaConnectionError(
+            f"Could not connect to Ollama at {self.base_url} ({reason}). {hint}, or point "
+            "%%ollama at another server with --host URL or the OLLAMA_HOST environment variable.",
+            url=self.base_url,
+        )
+
+    @staticmethod
+    def _reason(exc: BaseException) -> str:
+        text = str(exc)
+        for marker, reason in (
+            ("Connection refused", "connection refused"),
+            ("Name or service not known", "unknown host name"),
+            ("nodename nor servname", "unknown host name"),
+            ("Temporary failure in name resolution", "unknown host name"),
+            ("timed out", "connection timed out"),
+            ("ProxyError", "the proxy failed"),
+            ("Network is unreachable", "network unreachable"),
+        ):
+            if marker in text:
+                return reason
+        return _snippet(text, 120)
+
+    def _http_error(self, response: requests.Response, model: str) -> OllamaResponseError:
+        status = response.status_code
+        raw = response.content[:4096]
+        error = _snippet(raw, 500)
+        try:
+            decoded = json.loads(raw)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict) and isinstance(decoded.get("error"), str):
+            error = decoded["error"]
+        elif isinstance(decoded, dict) and isinstance(decoded.get("error"), dict):
+            error = str(decoded["error"].get("message", decoded["error"]))
+        where = f"{self.base_url}"
+        if status == 404 and decoded is not None and "not found" in error:
+            return ModelNotFoundError(
+                f"The model '{model}' is not installed on {where} (Ollama said: {error}). "
+                f"Download it with `ollama pull {model}`, or see the installed models with "
+                "`ollama list`.",
+                status,
+                error,
+                model,
+            )
+        if status == 404:
+            return OllamaResponseError(
+                f"{where} answered HTTP 404 ({error or 'empty body'}) for {response.url}. "
+                "Is this an Ollama server? Check --host / OLLAMA_HOST, including any path prefix.",
+                status,
+                error,
+            )
+        if status == 403 and not error:
+            return OllamaResponseError(
+                f"{where} refused the request (HTTP 403, empty body). Ollama does this when the "
+                "Host header is not a local name; connect through 127.0.0.1 or allow the origin "
+                "with OLLAMA_ORIGINS on the server.",
+                status,
+                error,
+            )
+        if 400 <= status < 500:
+            hint = ""
+            if "does not support thinking" in error:
+                hint = " Drop --think for this model, or use --no-think."
+            elif "json:" in error or "invalid character" in error:
+                hint = " Check the --option and --format values."
+            return OllamaResponseError(
+                f"Ollama rejected the request (HTTP {status}): {error}.{hint}", status, error
+            )
+        hint = " Check `ollama serve`'s log for details."
+        if status == 503:
+            hint = " The server is busy with other requests; try again in a moment."
+        elif "must be of type" in error:
+            hint = " Fix the --option value."
+        return OllamaResponseError(
+            f"Ollama failed (HTTP {status}): {error or 'no details given'}.{hint}", status, error
+        )
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _chunks(response: requests.Response) -> Iterator[bytes]:
+        """Raw body pieces as soon as they arrive (one per HTTP chunk when chunked)."""
+        raw = response.raw
+        if raw.chunked:
+            yield from raw.read_chunked(decode_content=True)
+        else:
+            while True:
+                data = raw.read1(_READ_SIZE)
+                if not data:
+                    return
+                yield data
+
+    def chat(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        options: dict[str, Any] | None = None,
+        format: str | dict[str, Any] | None = None,
+        think: bool | str | None = None,
+        keep_alive: str | int | float | None = None,
+    ) -> AnswerStream:
+        """Stream ``/api/chat``: yields ThinkingDelta/AnswerDelta events, then one Done.
+
+        Raises an :class:`~ollama_magic.errors.OllamaMagicError` subclass on any failure. Closing
+        the generator (or an exception such as KeyboardInterrupt inside it) closes the HTTP
+        connection, which is how Ollama is told to stop generating.
+        """
+        body = build_chat_body(
+            model, messages, options=options, format=format, think=think, keep_alive=keep_alive
+        )
+        return self.stream("/api/chat", body)
+
+    def stream(self, path: str, body: dict[str, Any]) -> AnswerStream:
+        """Stream any generating endpoint (``/api/chat`` or ``/api/generate``) as events."""
+        started = time.perf_counter()
+        model = str(body.get("model", ""))
+        response = self._post(path, body, model)
+        return AnswerStream(response, self._events(response, started))
+
+    def _events(self, response: requests.Response, started: float) -> Iterator[Event]:
+        done: Done | None = None
+        chunks = 0
+        first_token: float | None = None
+        timeout = self.timeout
+        try:
+            lines = split_lines(self._chunks(response))
+            while True:
+                try:
+                    line = next(lines)
+                except StopIteration:
+                    break
+                except urllib3.exceptions.ReadTimeoutError:
+                    if done is not None:
+                        break
+                    raise StreamTimeoutError(
+                        f"Ollama sent nothing for {timeout:g} s in the middle of the answer. "
+                        "The server may be overloaded or stuck; check `ollama ps` and its log, "
+                        "or allow longer waits with --timeout."
+                    ) from None
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    if done is not None:
+                        break  # the answer was complete; only the stream's tail was lost
+                    raise TruncatedStreamError(
+                        "The connection to Ollama broke before the answer was complete "
+                        f"({self._reason(exc)}). Check whether `ollama serve` is still running "
+                        "(its log says why it stopped), then re-run the cell."
+                    ) from None
+                if done is not None:
+                    continue  # anything after the final chunk is not part of the answer
+                try:
+                    chunk = json.loads(line)
+                except ValueError:
+                    raise ProtocolError(
+                        f"The server sent a line that is not JSON: {_snippet(line)!r}. "
+                        f"Is {self.base_url} an Ollama server (or a proxy that rewrites it)?"
+                    ) from None
+                if not isinstance(chunk, dict):
+                    raise ProtocolError(
+                        f"The server sent {_snippet(line)!r} where a JSON object was expected."
+                    )
+                error = chunk.get("error")
+                if error:
+                    raise StreamErrorLine(
+                        f"{error}. Check `ollama serve`'s log; re-run the cell to try again.",
+                        str(error),
+                    )
+                message = chunk.get("message")
+                source = message if isinstance(message, dict) else chunk
+                thinking = source.get("thinking")
+                text = source.get("content") if source is message else source.get("response")
+                if thinking:
+                    chunks += 1
+                    if first_token is None:
+                        first_token = time.perf_counter() - started
+                    yield ThinkingDelta(thinking)
+                if text:
+                    chunks += 1
+                    if first_token is None:
+                        first_token = time.perf_counter() - started
+                    yield AnswerDelta(text)
+                if chunk.get("done"):
+                    stats = Stats.from_final_chunk(chunk)
+                    stats.wall_time = time.perf_counter() - started
+                    stats.first_token_time = first_token
+                    stats.chunks = chunks
+                    reason = chunk.get("done_reason")
+                    done = Done(
+                        reason if isinstance(reason, str) else None, chunk.get("model"), stats
+                    )
+                    yield done
+            if done is None:
+                raise TruncatedStreamError(
+                    "The connection closed before Ollama finished the answer (no final "
+                    "`done` chunk arrived). The server may have crashed or been restarted; "
+                    "check `ollama serve`'s log, then re-run the cell."
+                )
+        finally:
+            response.close()
+
+
+class AnswerStream:
+    """An iterator of events that owns its HTTP response: ``close()`` hangs up at any point.
+
+    A bare generator cannot do that before its first ``next()``; this can, so an interrupt
+    that lands between the response headers and the first token still closes the connection.
+    """
+
+    def __init__(self, response: requests.Response, events: Iterator[Event]) -> None:
+        self.response = response
+        self._events = events
+
+    def __iter__(self) -> AnswerStream:
+        return self
+
+    def __next__(self) -> Event:
+        return next(self._events)
+
+    def close(self) -> None:
+        """Stop reading and close the connection (Ollama then stops generating)."""
+        self._events.close()
+        self.response.close()
+
+    def __enter__(self) -> AnswerStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def build_chat_body(
+    model: str,
+    messages: list[dict[str, Any]],
+    *,
+    options: dict[str, Any] | None = None,
+    format: str | dict[str, Any] | None = None,
+    think: bool | str | None = None,
+    keep_alive: str | int | float | None = None,
+) -> dict[str, Any]:
+    """The JSON body of a streamed ``/api/chat`` request; unset fields are left out."""
+    body: dict[str, Any] = {"model": model, "messages": messages, "stream": True}
+    if options:
+        body["options"] = options
+    if format:
+        body["format"] = format
+    if think is not None:
+        body["think"] = think
+    if keep_alive is not None:
+        body["keep_alive"] = keep_alive
+    return body

@@ -1,0 +1,105 @@
+"""The small events an answer stream is made of.
+
+The client turns Ollama's NDJSON lines into these; views and the magic consume them. Keeping
+them tiny (``__slots__``, no per-event dicts) matters: a long answer produces one per token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ThinkingDelta:
+    """A piece of a reasoning model's thinking text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"ThinkingDelta({self.text!r})"
+
+
+class AnswerDelta:
+    """A piece of the answer text."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"AnswerDelta({self.text!r})"
+
+
+_NS = 1e-9
+
+
+@dataclass
+class Stats:
+    """Timings and counts of one answer; any of Ollama's metrics may be missing (``None``).
+
+    Durations are in seconds (Ollama reports nanoseconds). ``wall_time`` is measured by the
+    client from sending the request to the end of the stream.
+    """
+
+    eval_count: int | None = None
+    eval_duration: float | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: float | None = None
+    load_duration: float | None = None
+    total_duration: float | None = None
+    wall_time: float | None = None
+    #: Time from sending the request to the first thinking or answer text.
+    first_token_time: float | None = None
+    #: Number of text chunks received (a good stand-in for tokens when eval_count is missing).
+    chunks: int = 0
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Generation speed as Ollama defines it: eval_count / eval_duration."""
+        if self.eval_count and self.eval_duration:
+            return self.eval_count / self.eval_duration
+        return None
+
+    @classmethod
+    def from_final_chunk(cls, chunk: dict[str, Any]) -> Stats:
+        """Read the metrics of Ollama's ``done: true`` chunk, tolerating missing keys."""
+
+        def seconds(key: str) -> float | None:
+            value = chunk.get(key)
+            return value * _NS if isinstance(value, (int, float)) else None
+
+        def count(key: str) -> int | None:
+            value = chunk.get(key)
+            return int(value) if isinstance(value, (int, float)) else None
+
+        return cls(
+            eval_count=count("eval_count"),
+            eval_duration=seconds("eval_duration"),
+            prompt_eval_count=count("prompt_eval_count"),
+            prompt_eval_duration=seconds("prompt_eval_duration"),
+            load_duration=seconds("load_duration"),
+            total_duration=seconds("total_duration"),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (for notebook metadata and JSON)."""
+        data = {k: v for k, v in self.__dict__.items() if v is not None}
+        if self.tokens_per_second is not None:
+            data["tokens_per_second"] = round(self.tokens_per_second, 3)
+        return data
+
+
+@dataclass
+class Done:
+    """The stream finished normally with Ollama's final chunk."""
+
+    done_reason: str | None
+    model: str | None
+    stats: Stats = field(default_factory=Stats)
+
+
+Event = ThinkingDelta | AnswerDelta | Done

@@ -1,0 +1,73 @@
+"""The value stored in the notebook variable: the answer text, plus what users ask next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import OllamaMagicError
+from .events import Stats
+
+
+class OllamaResponse(str):
+    """The answer as a plain ``str`` (exactly the concatenated text), with details attached.
+
+    Attributes: ``model``, ``thinking`` (reasoning text, not part of the answer),
+    ``done_reason`` (``"stop"``, ``"length"``, ... or ``None`` when the stream did not finish),
+    ``stats`` (:class:`~ollama_magic.events.Stats`), ``interrupted`` (the user stopped it),
+    ``error`` (the :class:`~ollama_magic.errors.OllamaMagicError` that ended it, or ``None``),
+    ``request`` (the JSON body that was sent).
+
+    >>> r = OllamaResponse("Hi", model="llama3.2")
+    >>> r.upper(), r.model, r.complete
+    ('HI', 'llama3.2', False)
+    """
+
+    model: str
+    thinking: str
+    done_reason: str | None
+    stats: Stats
+    interrupted: bool
+    error: OllamaMagicError | None
+    request: dict[str, Any] | None
+
+    def __new__(
+        cls,
+        text: str = "",
+        *,
+        model: str = "",
+        thinking: str = "",
+        done_reason: str | None = None,
+        stats: Stats | None = None,
+        interrupted: bool = False,
+        error: OllamaMagicError | None = None,
+        request: dict[str, Any] | None = None,
+    ) -> OllamaResponse:
+        self = super().__new__(cls, text)
+        self.model = model
+        self.thinking = thinking
+        self.done_reason = done_reason
+        self.stats = stats if stats is not None else Stats()
+        self.interrupted = interrupted
+        self.error = error
+        self.request = request
+        return self
+
+    @property
+    def text(self) -> str:
+        """The answer as a plain ``str`` (drops the attributes)."""
+        return str.__str__(self)
+
+    @property
+    def complete(self) -> bool:
+        """True when Ollama finished the answer (no error, no interrupt)."""
+        return self.done_reason is not None and self.error is None and not self.interrupted
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else ("interrupted" if self.interrupted else "partial")
+        if self.error is not None and not self.interrupted:
+            state = "failed"
+        preview = str.__repr__(self.text[:60] + ("…" if len(self) > 60 else ""))
+        return f"<OllamaResponse {state} from {self.model or '?'}: {preview} ({len(self)} chars)>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (str, (self.text,))

@@ -1,0 +1,359 @@
+"""Views render an answer's events: live in a notebook, in a terminal, or not at all.
+
+The live view is built around one cost model. Re-sending the whole text on every update (an
+``HTML.value`` or ``Output.append_stdout`` per token) makes the bytes sent to the browser grow
+with the square of the answer. Instead, new text goes out as ``stream`` messages that carry only
+the new characters, routed by the front end into an ``ipywidgets.Output`` (the widget captures
+messages whose parent is the cell's request), and batched so the browser gets at most ~25
+updates a second, the first one as soon as it arrives. When the answer ends, the widget is
+replaced in place (``update_display``) by a plain Markdown output that the saved notebook,
+nbconvert and GitHub show without widget state.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .markdown import safe_markdown
+from .result import OllamaResponse
+
+#: Shortest gap between two text updates sent to the front end (seconds).
+TEXT_INTERVAL = 0.040
+#: Gap between two status-line updates while nothing else changes (seconds).
+STATUS_INTERVAL = 0.5
+
+
+class View(Protocol):
+    """What the magic drives: ``start``, then any number of deltas, then ``finish``."""
+
+    def start(self) -> None: ...
+
+    def thinking(self, text: str) -> None: ...
+
+    def answer(self, text: str) -> None: ...
+
+    def finish(self, result: OllamaResponse, out_name: str) -> None: ...
+
+
+class QuietView:
+    """Shows nothing (``--quiet``): the answer only lands in the variable."""
+
+    def start(self) -> None:
+        pass
+
+    def thinking(self, text: str) -> None:
+        pass
+
+    def answer(self, text: str) -> None:
+        pass
+
+    def finish(self, result: OllamaResponse, out_name: str) -> None:
+        pass
+
+
+def format_status(
+    model: str,
+    elapsed: float,
+    chunks: int,
+    phase: str,
+    tokens_per_second: float | None = None,
+) -> str:
+    """The one-line status, e.g. ``llama3.2 · answering · 3.1 s · 52 tokens · 16.8 tokens/s``.
+
+    >>> format_status("llama3.2", 0.4, 0, "loading model…")
+    'llama3.2 · loading model… · 0.4 s'
+    >>> format_status("m", 2.0, 10, "answering", 5.0)
+    'm · answering · 2.0 s · 10 tokens · 5.0 tokens/s'
+    """
+    parts = [model, phase, f"{elapsed:.1f} s"]
+    if chunks:
+        parts.append(f"{chunks} tokens")
+    if tokens_per_second:
+        parts.append(f"{tokens_per_second:.1f} tokens/s")
+    return " · ".join(parts)
+
+
+def outcome_line(result: OllamaResponse, out_name: str) -> str:
+    """A short closing remark for answers that did not finish normally ('' when complete)."""
+    chars = len(result)
+    kept = f"after {chars} characters; the partial answer is in `{out_name}`"
+    if result.interrupted:
+        return f"interrupted {kept}" if chars else "interrupted before the answer began"
+    if result.error is not None:
+        return f"failed {kept}" if chars else ""
+    if result.done_reason == "length":
+        return "cut off at the token limit (done_reason 'length'; raise num_predict)"
+    return ""
+
+
+def final_bundle(result: OllamaResponse, out_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The persistent display output: safe Markdown for people, the raw text for text/plain."""
+    body = safe_markdown(result.text) if result else ""
+    note = outcome_line(result, out_name)
+    if note:
+        body = f"{body}\n\n*{note}*" if body else f"*{note}*"
+    elif not body and result.error is None:
+        body = "*(empty answer)*"
+    data = {"text/markdown": body, "text/plain": result.text}
+    metadata = {
+        "ollama_magic": {
+            "model": result.model,
+            "done_reason": result.done_reason,
+            "interrupted": result.interrupted,
+            "error": result.error.message if result.error is not None else None,
+            "stats": result.stats.as_dict(),
+        }
+    }
+    return data, metadata
+
+
+class TerminalView:
+    """Plain streaming to stdout with flush: terminal IPython and ``ipython script.ipy``."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self._thinking = False
+        self._wrote = False
+
+    def start(self) -> None:
+        pass
+
+    def thinking(self, text: str) -> None:
+        if not self._thinking:
+            self._thinking = True
+            self.stream.write("\x1b[2mThinking: ")
+        self.stream.write(text)
+        self.stream.flush()
+
+    def answer(self, text: str) -> None:
+        if self._thinking:
+            self._thinking = False
+            self.stream.write("\x1b[0m\n\n")
+        self._wrote = True
+        self.stream.write(text)
+        self.stream.flush()
+
+    def finish(self, result: OllamaResponse, out_name: str) -> None:
+        if self._thinking:
+            self.stream.write("\x1b[0m")
+        note = outcome_line(result, out_name)
+        end = f"\n[{note}]\n" if note else "\n"
+        self.stream.write(end if self._wrote or note else "")
+        self.stream.flush()
+
+
+class _Batcher:
+    """Collects text from the reading thread; a helper thread sends it at a bounded rate.
+
+    Sending on a timer rather than on the next token means a stall in the model never leaves
+    already-received words unseen, while a fast model still causes at most one update per
+    ``interval``. The first text after a quiet period goes out immediately.
+    """
+
+    def __init__(
+        self,
+        send_text: Callable[[str, str], None],
+        send_status: Callable[[], None],
+        interval: float = TEXT_INTERVAL,
+        status_interval: float = STATUS_INTERVAL,
+    ) -> None:
+        self._send_text = send_text
+        self._send_status = send_status
+        self._interval = interval
+        self._status_interval = status_interval
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: list[tuple[str, str]] = []
+        self._closed = False
+        self._last_text = 0.0
+        self._thread = threading.Thread(target=self._run, name="ollama-magic-view", daemon=True)
+        self._thread.start()
+
+    def add(self, kind: str, text: str) -> None:
+        with self._cond:
+            self._pending.append((kind, text))
+            if len(self._pending) == 1:
+                self._cond.notify()
+
+    def _take(self) -> list[tuple[str, str]]:
+        batch, self._pending = self._pending, []
+        return batch
+
+    def _run(self) -> None:
+        next_status = time.monotonic() + self._status_interval
+        cond = self._cond
+        while True:
+            with cond:
+                while True:
+                    if self._closed:
+                        return
+                    now = time.monotonic()
+                    if self._pending and now >= self._last_text + self._interval:
+                        batch = self._take()
+                        self._last_text = now
+                        break
+                    if now >= next_status:
+                        batch = []
+                        break
+                    wake = next_status
+                    if self._pending:
+                        wake = min(wake, self._last_text + self._interval)
+                    cond.wait(wake - now)
+            if batch:
+                self._deliver(batch)
+            if time.monotonic() >= next_status:
+                self._send_status()
+                next_status = time.monotonic() + self._status_interval
+
+    def _deliver(self, batch: list[tuple[str, str]]) -> None:
+        # Merge consecutive pieces of the same kind into one message.
+        kind, parts = batch[0][0], []
+        for piece_kind, text in batch:
+            if piece_kind != kind:
+                self._send_text(kind, "".join(parts))
+                kind, parts = piece_kind, []
+            parts.append(text)
+        self._send_text(kind, "".join(parts))
+
+    def close(self) -> None:
+        """Stop the helper thread, then send what is still pending from the caller's thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+        if self._pending:
+            self._deliver(self._take())
+
+
+class LiveView:
+    """Live widget in a Jupyter kernel: status line, thinking, streamed answer, final Markdown."""
+
+    def __init__(self, shell: Any, model: str) -> None:
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        self._shell = shell
+        self._kernel = shell.kernel
+        self._model = model
+        self._widgets = widgets
+        self._display = display
+        self._started = 0.0
+        self._chunks = 0
+        self._phase = "loading model…"
+        self._thinking_since: float | None = None
+        self._answer_started = False
+        self._capturing: Any = None
+        self._batcher: _Batcher | None = None
+        self._first_token_at: float | None = None
+
+    # -- kernel plumbing ---------------------------------------------------------------------
+
+    def _send_stream(self, text: str) -> None:
+        """Publish new text only; the Output widget that owns the parent id shows it."""
+        session = self._kernel.session
+        session.send(
+            self._kernel.iopub_socket,
+            "stream",
+            {"name": "stdout", "text": text},
+            parent=self._parent,
+            ident=b"stream.stdout",
+        )
+
+    def _capture_into(self, output: Any) -> None:
+        if self._capturing is output:
+            return
+        if self._capturing is not None:
+            self._capturing.msg_id = ""
+        output.msg_id = self._parent["header"]["msg_id"]
+        self._capturing = output
+
+    # -- View --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        widgets = self._widgets
+        self._parent = self._kernel.get_parent("shell")
+        self._status = widgets.Label(value=f"{self._model} · loading model…")
+        self._thinking_out = widgets.Output(
+            layout=widgets.Layout(max_height="16em", overflow="auto")
+        )
+        self._thinking_box = widgets.Accordion(
+            children=[self._thinking_out], titles=("Thinking…",), selected_index=0
+        )
+        self._thinking_box.layout.display = "none"
+        self._answer_out = widgets.Output()
+        self._box = widgets.VBox([self._status, self._thinking_box, self._answer_out])
+        self._box.add_class("ollama-magic-live")
+        self._capture_into(self._answer_out)
+        self._handle = self._display(self._box, display_id=True)
+        self._started = time.monotonic()
+        self._batcher = _Batcher(self._send_text, self._update_status)
+
+    def _send_text(self, kind: str, text: str) -> None:
+        if kind == "thinking":
+            if self._thinking_box.layout.display == "none":
+                self._thinking_box.layout.display = None
+            self._capture_into(self._thinking_out)
+        else:
+            if not self._answer_started:
+                self._answer_started = True
+                if self._thinking_since is not None:
+                    seconds = time.monotonic() - self._thinking_since
+                    self._thinking_box.titles = (f"Thought for {seconds:.1f} s",)
+                    self._thinking_box.selected_index = None
+            self._capture_into(self._answer_out)
+        self._send_stream(text)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        chunks, phase = self._chunks, self._phase
+        elapsed = time.monotonic() - self._started
+        rate = None
+        if self._first_token_at is not None and chunks > 1:
+            span = time.monotonic() - self._first_token_at
+            rate = (chunks - 1) / span if span > 0 else None
+        self._status.value = format_status(self._model, elapsed, chunks, phase, rate)
+
+    def thinking(self, text: str) -> None:
+        self._chunks += 1
+        if self._thinking_since is None:
+            self._thinking_since = self._first_token_at = time.monotonic()
+            self._phase = "thinking…"
+        assert self._batcher is not None
+        self._batcher.add("thinking", text)
+
+    def answer(self, text: str) -> None:
+        self._chunks += 1
+        if self._phase != "answering":
+            self._phase = "answering"
+            if self._first_token_at is None:
+                self._first_token_at = time.monotonic()
+        assert self._batcher is not None
+        self._batcher.add("answer", text)
+
+    def finish(self, result: OllamaResponse, out_name: str) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
+        if self._capturing is not None:
+            self._capturing.msg_id = ""
+            self._capturing = None
+        data, metadata = final_bundle(result, out_name)
+        self._handle.update(data, metadata=metadata, raw=True)
+        self._box.close()
+        for child in (self._status, self._thinking_box, self._thinking_out, self._answer_out):
+            child.close()
+
+
+def choose_view(shell: Any, model: str, quiet: bool) -> View:
+    """The live widget in a Jupyter kernel, plain stdout elsewhere, nothing with --quiet."""
+    if quiet:
+        return QuietView()
+    if getattr(shell, "kernel", None) is not None:
+        try:
+            import ipywidgets  # noqa: F401
+        except ImportError:
+            return TerminalView()
+        return LiveView(shell, model)
+    return TerminalView()

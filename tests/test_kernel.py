@@ -1,0 +1,190 @@
+"""%%ollama in a real kernel, checking what a front end receives over ZMQ."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kernel_driver import Execution, KernelDriver, Received
+
+from ollama_magic.testing import FakeOllama, Gate, Reply
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOllama]:
+    with FakeOllama(models=("llama3.2", "qwen3:8b"), thinking_models=("qwen3:8b",)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def kernel(fake: FakeOllama) -> Iterator[KernelDriver]:
+    with KernelDriver(env={"OLLAMA_HOST": fake.host}) as driver:
+        run = driver.execute("%load_ext ollama_magic")
+        assert run.status == "ok", run.reply
+        yield driver
+
+
+def final_output(run: Execution) -> dict:
+    """The update that replaced the live widget: the output a saved notebook keeps."""
+    updates = run.of_type("update_display_data")
+    assert updates, [m.msg_type for m in run.messages]
+    return updates[-1].content
+
+
+def test_live_stream_then_markdown_replaces_widget(kernel, fake):
+    tokens = [f" word{i}" for i in range(300)]
+    fake.enqueue(Reply.answer(tokens))
+    run = kernel.execute("%%ollama llama3.2\nCount.")
+    assert run.status == "ok"
+    text = "".join(tokens)
+    # The live widget was displayed, with a display id to replace it later.
+    shown = run.of_type("display_data")
+    assert shown and WIDGET_MIME in shown[0].content["data"]
+    display_id = shown[0].content["transient"]["display_id"]
+    # Text reached the front end as deltas: every character exactly once, in order.
+    assert run.stream_text == text
+    # The final output replaces the widget in place, as plain Markdown + text.
+    final = final_output(run)
+    assert final["transient"]["display_id"] == display_id
+    assert WIDGET_MIME not in final["data"]
+    assert final["data"]["text/plain"] == text
+    assert final["data"]["text/markdown"] == text
+    assert final["metadata"]["ollama_magic"]["done_reason"] == "stop"
+    assert not run.of_type("execute_result")  # the magic returns nothing
+    assert kernel.value("str(ollama_response) == " + repr(text))
+
+
+def test_bytes_grow_linearly_and_updates_are_batched(kernel, fake):
+    tokens = [f" t{i % 10}" for i in range(20_000)]  # sent as fast as the server can
+    fake.enqueue(Reply.answer(tokens))
+    run = kernel.execute("%%ollama llama3.2 -o long\nGo.")
+    assert run.status == "ok"
+    text_bytes = len("".join(tokens).encode())
+    live = [m for m in run.messages if m.msg_type in ("stream", "comm_msg")]
+    stream_msgs = run.of_type("stream")
+    wire = sum(m.nbytes for m in live)
+    # Linear: each update carries only new text, plus a bounded envelope.
+    assert wire <= 2 * text_bytes + 1024 * len(live)
+    assert sum(len(m.content["text"].encode()) for m in stream_msgs) == text_bytes
+    # Batched: far fewer messages than tokens.
+    assert len(stream_msgs) < len(tokens) / 10
+    assert kernel.value("len(long)") == len("".join(tokens))
+
+
+def test_first_token_is_shown_while_the_model_is_still_working(kernel, fake):
+    gate = Gate()
+    fake.enqueue(Reply.answer(["Hello", " world"], gate=gate, gate_after=1))
+    seen: list[str] = []
+
+    def on_message(msg: Received, run: Execution) -> None:
+        if msg.msg_type == "stream":
+            seen.append(msg.content["text"])
+            gate.open()  # the server only continues once the first token was displayed
+
+    run = kernel.execute("%%ollama llama3.2\nHi", on_message=on_message, timeout=30)
+    gate.open()
+    assert run.status == "ok"
+    assert seen[0] == "Hello"
+    assert "".join(seen) == "Hello world"
+
+
+def test_status_line_reports_loading_then_tokens(kernel, fake):
+    gate = Gate()
+    fake.enqueue(Reply.answer(["a", "b"], before=gate))
+    opened = []
+
+    def on_message(msg: Received, run: Execution) -> None:
+        if msg.msg_type == "comm_open" and not opened:
+            opened.append(True)
+            gate.open()
+
+    run = kernel.execute("%%ollama llama3.2\nHi", on_message=on_message, timeout=30)
+    gate.open()
+    assert run.status == "ok"
+    labels = [
+        m.content["data"]["state"]["value"]
+        for m in run.of_type("comm_open", "comm_msg")
+        if "value" in m.content.get("data", {}).get("state", {})
+        and isinstance(m.content["data"]["state"]["value"], str)
+    ]
+    assert any("loading model" in v for v in labels), labels
+    assert any("2 tokens" in v for v in labels), labels
+
+
+def test_thinking_goes_to_its_own_section(kernel, fake):
+    fake.enqueue(Reply.answer(["4"], thinking=["two", " plus two"]))
+    run = kernel.execute("%%ollama qwen3:8b\n2+2?")
+    assert run.status == "ok"
+    assert run.stream_text == "two plus two4"  # both streamed live, into different outputs
+    assert final_output(run)["data"]["text/plain"] == "4"
+    assert kernel.value("ollama_response.thinking") == "two plus two"
+
+
+def test_untrusted_html_is_escaped_in_the_saved_output(kernel, fake):
+    hostile = "<script>window.pwned=1</script> <img src=x onerror=alert(1)> `<b>code</b>`"
+    fake.enqueue(Reply.answer([hostile]))
+    run = kernel.execute("%%ollama llama3.2\nHi")
+    md = final_output(run)["data"]["text/markdown"]
+    assert "<script" not in md and "<img" not in md
+    assert "`<b>code</b>`" in md  # code stays code
+    assert kernel.value("str(ollama_response)") == hostile  # the variable is verbatim
+
+
+def test_error_ends_cell_in_error_state_with_short_message(kernel, fake):
+    run = kernel.execute("%%ollama llama9\nHi")
+    assert run.status == "error"
+    errors = run.of_type("error")
+    assert len(errors) == 1
+    traceback = "\n".join(errors[0].content["traceback"])
+    assert "ollama pull llama9" in traceback
+    assert "Traceback" not in traceback and len(traceback.splitlines()) <= 3
+    assert kernel.value("ollama_response.error is not None")
+
+
+def test_interrupt_stops_keeps_partial_and_hangs_up(kernel, fake):
+    gate = Gate()
+    fake.enqueue(Reply.answer(["partial", " answer", " never"], gate=gate, gate_after=2))
+    interrupted: list[float] = []
+
+    def on_message(msg: Received, run: Execution) -> None:
+        if msg.msg_type == "stream" and "answer" in run.stream_text and not interrupted:
+            interrupted.append(msg.time)
+            kernel.km.interrupt_kernel()
+
+    try:
+        run = kernel.execute("%%ollama llama3.2\nHi", on_message=on_message, timeout=30)
+    finally:
+        gate.open()
+    assert interrupted
+    assert run.status == "error"
+    assert run.reply["content"]["ename"] == "Interrupted"
+    assert fake.wait_for_hangup(timeout=10)
+    assert final_output(run)["data"]["text/plain"] == "partial answer"
+    assert kernel.value("(str(ollama_response), ollama_response.interrupted)") == (
+        "partial answer",
+        True,
+    )
+    # The kernel is ready for the next cell.
+    fake.enqueue(Reply.answer(["next"]))
+    assert kernel.execute("%%ollama llama3.2\nAgain").status == "ok"
+
+
+def test_interrupt_while_model_loads(kernel, fake):
+    gate = Gate()
+    fake.enqueue(Reply.stall(gate))
+    sent: list[bool] = []
+
+    def on_message(msg: Received, run: Execution) -> None:
+        if msg.msg_type == "display_data" and not sent:
+            sent.append(True)
+            fake.wait_for_requests(len(fake.requests) or 1, timeout=10)
+            kernel.km.interrupt_kernel()
+
+    try:
+        run = kernel.execute("%%ollama llama3.2\nHi", on_message=on_message, timeout=30)
+    finally:
+        gate.open()
+    assert run.reply["content"]["ename"] == "Interrupted"
+    assert kernel.value("(str(ollama_response), ollama_response.interrupted)") == ("", True)

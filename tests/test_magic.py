@@ -1,0 +1,271 @@
+"""The %%ollama magic in IPython's own shell (no kernel: the terminal view), over real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from ollama_magic.errors import (
+    ModelNotFoundError,
+    OllamaConnectionError,
+    OllamaResponseError,
+    OllamaUsageError,
+    ProtocolError,
+    StreamErrorLine,
+    StreamTimeoutError,
+    TruncatedStreamError,
+)
+from ollama_magic.result import OllamaResponse
+from ollama_magic.testing import Gate, Reply
+
+
+def run(shell, line: str, cell: str = "Why is the sky blue?"):
+    return shell.run_cell(f"%%ollama {line}\n{cell}")
+
+
+def test_answer_streams_to_stdout_and_lands_in_variable(shell, server, capsys):
+    server.enqueue(Reply.answer(["The", " sky", " is", " blue", "."]))
+    result = run(shell, "llama3.2")
+    assert result.success
+    assert result.result is None  # no duplicate Out[n]
+    answer = shell.user_ns["ollama_response"]
+    assert isinstance(answer, OllamaResponse) and isinstance(answer, str)
+    assert answer == "The sky is blue."
+    assert answer.model == "llama3.2"
+    assert answer.done_reason == "stop"
+    assert answer.complete and not answer.interrupted and answer.error is None
+    assert answer.stats.eval_count == 5
+    assert answer.stats.tokens_per_second and answer.stats.tokens_per_second > 0
+    assert "The sky is blue." in capsys.readouterr().out
+    body = server.requests[-1].json()
+    assert body["model"] == "llama3.2"
+    assert body["messages"] == [{"role": "user", "content": "Why is the sky blue?"}]
+    assert body["stream"] is True
+    assert "think" not in body and "options" not in body  # only what the user asked for
+
+
+def test_options_reach_the_request(shell, server):
+    line = (
+        "llama3.2 --system 'You are terse.' -t 0.2 --seed 7 -O num_ctx=8192 "
+        "-O 'stop=[\"\\n\\n\"]' -O mirostat=abc --format json --no-think --keep-alive 10m"
+    )
+    assert run(shell, line).success
+    body = server.requests[-1].json()
+    assert body["messages"][0] == {"role": "system", "content": "You are terse."}
+    assert body["options"] == {
+        "temperature": 0.2,
+        "seed": 7,
+        "num_ctx": 8192,
+        "stop": ["\n\n"],
+        "mirostat": "abc",
+    }
+    assert body["format"] == "json"
+    assert body["think"] is False
+    assert body["keep_alive"] == "10m"
+
+
+def test_keep_alive_number_is_seconds_and_think_level(shell, server):
+    assert run(shell, "qwen3:8b --keep-alive 300 --think high").success
+    body = server.requests[-1].json()
+    assert body["keep_alive"] == 300
+    assert body["think"] == "high"
+
+
+def test_braces_and_dollars_in_line_are_not_expanded(shell, server):
+    shell.user_ns["name"] = "EXPANDED"
+    assert run(shell, "llama3.2 --system 'Use {name} and $name literally'").success
+    assert server.requests[-1].json()["messages"][0]["content"] == "Use {name} and $name literally"
+
+
+def test_thinking_is_kept_apart_from_the_answer(shell, server, capsys):
+    server.enqueue(Reply.answer(["4"], thinking=["2+2", " is 4"]))
+    assert run(shell, "qwen3:8b", "2+2?").success
+    answer = shell.user_ns["ollama_response"]
+    assert answer == "4"
+    assert answer.thinking == "2+2 is 4"
+    assert "2+2 is 4" in capsys.readouterr().out  # shown (dimmed) in the terminal
+
+
+def test_default_model_from_config_and_out_name(shell, server):
+    shell.run_line_magic("config", "OllamaMagics.model = 'llama3.2'")
+    assert run(shell, "--out first").success
+    assert shell.user_ns["first"] == "You said: Why is the sky blue?"
+    assert "ollama_response" not in shell.user_ns
+
+
+def test_missing_model_is_a_usage_error(shell):
+    result = run(shell, "")
+    assert isinstance(result.error_in_exec, OllamaUsageError)
+    assert "%config OllamaMagics.model" in str(result.error_in_exec)
+
+
+def test_empty_cell_is_a_usage_error(shell, server):
+    result = run(shell, "llama3.2", "   \n")
+    assert isinstance(result.error_in_exec, OllamaUsageError)
+    assert not server.requests
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "llama3.2 -O novalue",
+        "llama3.2 --think maybe",
+        "llama3.2 --format yaml",
+        "llama3.2 --out 1x",
+    ],
+)
+def test_bad_option_values_are_clear(shell, server, line):
+    result = run(shell, line)
+    assert isinstance(result.error_in_exec, OllamaUsageError)
+    assert not server.requests
+
+
+def test_unknown_model_names_the_fix(shell, server, capsys):
+    shell.user_ns["ollama_response"] = "an old answer"
+    result = run(shell, "llama9")
+    err = result.error_in_exec
+    assert isinstance(err, ModelNotFoundError)
+    assert "ollama pull llama9" in str(err)
+    answer = shell.user_ns["ollama_response"]
+    assert answer == "" and answer.error is err  # never the previous answer
+    out = capsys.readouterr().out
+    assert "Model not found" in out and "Traceback" not in out
+
+
+def test_server_not_running(shell, closed_port):
+    result = run(shell, f"llama3.2 --host 127.0.0.1:{closed_port}")
+    err = result.error_in_exec
+    assert isinstance(err, OllamaConnectionError)
+    assert f"http://127.0.0.1:{closed_port}" in str(err)
+    assert "ollama serve" in str(err) and "OLLAMA_HOST" in str(err)
+
+
+def test_error_line_mid_stream_keeps_partial_text(shell, server):
+    server.enqueue(Reply.answer(["Yes", ",", " I"], error="model runner has unexpectedly stopped"))
+    result = run(shell, "llama3.2")
+    assert isinstance(result.error_in_exec, StreamErrorLine)
+    assert "model runner has unexpectedly stopped" in str(result.error_in_exec)
+    answer = shell.user_ns["ollama_response"]
+    assert answer == "Yes, I"
+    assert answer.done_reason is None and not answer.complete
+    assert "kept in `ollama_response`" in str(result.error_in_exec)
+
+
+def test_hangup_mid_stream_is_truncation(shell, server):
+    server.enqueue(Reply.answer(["a", "b", "c"], hangup_after=2))
+    result = run(shell, "llama3.2")
+    assert isinstance(result.error_in_exec, TruncatedStreamError)
+    assert shell.user_ns["ollama_response"] == "ab"
+
+
+def test_stream_ending_without_done_is_truncation(shell, server):
+    server.enqueue(Reply.stream(Reply.token("partial")))
+    result = run(shell, "llama3.2")
+    assert isinstance(result.error_in_exec, TruncatedStreamError)
+    assert shell.user_ns["ollama_response"] == "partial"
+
+
+def test_non_json_line(shell, server):
+    server.enqueue(Reply.stream(Reply.token("ok"), b"<html>proxy error</html>\n"))
+    result = run(shell, "llama3.2")
+    assert isinstance(result.error_in_exec, ProtocolError)
+    assert "proxy error" in str(result.error_in_exec)
+    assert shell.user_ns["ollama_response"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "as_json", "expected"),
+    [
+        (400, '"llama3.2" does not support thinking', True, "--no-think"),
+        (500, 'option "stop" must be of type array', True, "--option"),
+        (500, "boom in plain text", False, "boom in plain text"),
+        (503, "server busy", True, "try again"),
+        (404, "404 page not found", False, "Is this an Ollama server"),
+    ],
+)
+def test_http_errors_show_ollamas_text(shell, server, status, body, as_json, expected):
+    server.enqueue(Reply.error(status, body, json=as_json))
+    result = run(shell, "llama3.2")
+    err = result.error_in_exec
+    assert isinstance(err, OllamaResponseError) and not isinstance(err, ModelNotFoundError)
+    assert err.status_code == status
+    assert expected in str(err)
+
+
+def test_stall_between_tokens_times_out(shell, server):
+    gate = Gate()
+    server.enqueue(Reply.answer(["first", " second"], gate=gate, gate_after=1))
+    try:
+        result = run(shell, "llama3.2 --timeout 0.3")
+    finally:
+        gate.open()
+    assert isinstance(result.error_in_exec, StreamTimeoutError)
+    assert shell.user_ns["ollama_response"] == "first"
+
+
+def test_unicode_survives_exactly(shell, server):
+    pieces = [
+        "e\u0301",
+        " 👋🏽",
+        " \u05e9\u05dc\u05d5\u05dd",
+        " a\u0085b",
+        " \u2028\u2029",
+        " \x00",
+    ]
+    server.enqueue(Reply.answer(pieces))
+    assert run(shell, "llama3.2", "Ünïcödé \u0085 prompt").success
+    assert shell.user_ns["ollama_response"] == "".join(pieces)
+    assert server.requests[-1].json()["messages"][0]["content"] == "Ünïcödé \u0085 prompt"
+
+
+def test_huge_final_line_and_prompt(shell, server):
+    server.enqueue(Reply.answer(["done"], stats={"context": list(range(150_000))}))
+    prompt = "x" * 1_000_000
+    assert run(shell, "llama3.2", prompt).success
+    assert shell.user_ns["ollama_response"] == "done"
+    assert len(server.requests[-1].json()["messages"][0]["content"]) == 1_000_000
+
+
+def test_final_chunk_text_is_kept(shell, server):
+    server.enqueue(Reply.answer(["Hello"], final_text=" world"))
+    assert run(shell, "llama3.2").success
+    assert shell.user_ns["ollama_response"] == "Hello world"
+
+
+def test_missing_metrics_are_none(shell, server):
+    server.enqueue(Reply.answer(["x"], stats={"eval_count": None, "prompt_eval_count": None}))
+    assert run(shell, "llama3.2").success
+    stats = shell.user_ns["ollama_response"].stats
+    assert stats.eval_count is None and stats.prompt_eval_count is None
+    assert stats.tokens_per_second is None
+
+
+def test_proxy_variables_do_not_capture_loopback(shell, server, closed_port, monkeypatch):
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{closed_port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert run(shell, "llama3.2").success
+
+
+def test_host_option_wins_over_environment(shell, server, monkeypatch, closed_port):
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{closed_port}")
+    assert run(shell, f"llama3.2 --host {server.url}").success
+
+
+def test_bad_ollama_host_is_a_usage_error(shell, monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:99999")
+    result = run(shell, "llama3.2")
+    assert isinstance(result.error_in_exec, OllamaUsageError)
+    assert "99999" in str(result.error_in_exec)
+
+
+def test_connection_reused_between_cells(shell, server):
+    for _ in range(3):
+        assert run(shell, "llama3.2").success
+    ports = {r.client_port for r in server.requests}
+    assert len(ports) == 1
+
+
+def test_help_has_examples(shell):
+    doc = shell.find_cell_magic("ollama").__doc__
+    assert "Examples" in doc and "--system" in doc and "--out" in doc
