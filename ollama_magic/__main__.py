@@ -49,12 +49,29 @@ def _make_client_class() -> type:
         def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
             msg_type = msg.get("msg_type") or msg["header"]["msg_type"]
             content = msg.get("content", {})
+            if msg_type == "comm_close":
+                self.closed_comms.add(content.get("comm_id"))
             if msg_type == "stream":
                 sys.stdout.write(content.get("text", ""))
                 sys.stdout.flush()
             elif msg_type == "error":
                 sys.stdout.write("\n" + "\n".join(content.get("traceback", [])) + "\n")
             return super().process_message(msg, cell, cell_index)
+
+        closed_comms: set[str]
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.closed_comms = set()
+
+        def forget_closed_widgets(self) -> None:
+            """Drop closed widgets (the live views) from the saved widget state."""
+            saved = self.nb.metadata.get("widgets", {})
+            state = saved.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+            for comm_id in self.closed_comms:
+                state.pop(comm_id, None)
+            if saved and not state:
+                del self.nb.metadata["widgets"]
 
     return EchoingClient
 
@@ -85,6 +102,7 @@ def run_notebook(path: Path, output: Path, base_url: str, model: str, timeout: f
     except CellExecutionError:
         status = EXIT_CELL_FAILED
     finally:
+        client.forget_closed_widgets()
         nbformat.write(nb, output)
     print(f"\n\nWrote the executed notebook to {output}", flush=True)
     return status

@@ -286,8 +286,10 @@ class LiveView:
         self._answer_out = widgets.Output()
         self._box = widgets.VBox([self._status, self._thinking_box, self._answer_out])
         self._box.add_class("ollama-magic-live")
-        self._capture_into(self._answer_out)
+        # Display first: once an Output widget owns the cell's message id, front ends route
+        # every output of the cell into it, including this display itself.
         self._handle = self._display(self._box, display_id=True)
+        self._capture_into(self._answer_out)
         self._started = time.monotonic()
         self._batcher = _Batcher(self._send_text, self._update_status)
 
@@ -341,9 +343,18 @@ class LiveView:
             self._capturing = None
         data, metadata = final_bundle(result, out_name)
         self._handle.update(data, metadata=metadata, raw=True)
-        self._box.close()
-        for child in (self._status, self._thinking_box, self._thinking_out, self._answer_out):
-            child.close()
+        _close_tree(self._box)
+
+
+def _close_tree(widget: Any) -> None:
+    """Close a widget with its children, layout and style, so no widget state is left behind."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    for part in ("layout", "style"):
+        sub = getattr(widget, part, None)
+        if sub is not None:
+            sub.close()
+    widget.close()
 
 
 def choose_view(shell: Any, model: str, quiet: bool) -> View:

@@ -1,0 +1,98 @@
+"""Whole notebooks executed headless: the saved file and its HTML export keep the answers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from ollama_magic.testing import Reply
+
+REPO = Path(__file__).resolve().parents[1]
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def run_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ollama_magic", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
+    )
+
+
+def magic_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%%ollama")]
+
+
+def test_quickstart_runs_and_saves_plain_outputs(server, tmp_path):
+    out = tmp_path / "quickstart.out.ipynb"
+    proc = run_command(
+        "run", "examples/quickstart.ipynb", "-o", str(out), env={"OLLAMA_HOST": server.host}
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The answers were streamed to the terminal as they arrived.
+    assert "You said: Why is the sky blue? Answer in two sentences." in proc.stdout
+    nb = nbformat.read(out, as_version=4)
+    cells = magic_cells(nb)
+    assert len(cells) == 2
+    for cell in cells:
+        assert [o.output_type for o in cell.outputs] == ["display_data"]
+        data = cell.outputs[0].data
+        assert WIDGET_MIME not in data
+        assert data["text/markdown"].startswith("You said:")
+        assert data["text/plain"] == data["text/markdown"]
+    assert "widgets" not in nb.metadata
+    chat = [r.json() for r in server.requests if r.path == "/api/chat"]
+    assert chat[-1]["messages"][0] == {"role": "system", "content": "You are terse."}
+
+
+def test_run_says_clearly_when_ollama_is_not_running(closed_port, tmp_path):
+    proc = run_command(
+        "run",
+        "examples/quickstart.ipynb",
+        "-o",
+        str(tmp_path / "x.ipynb"),
+        env={"OLLAMA_HOST": f"127.0.0.1:{closed_port}"},
+    )
+    assert proc.returncode == 3
+    assert f"not reachable at http://127.0.0.1:{closed_port}" in proc.stderr
+    assert "ollama serve" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_html_export_shows_answer_and_never_live_markup(server, tmp_path):
+    pytest.importorskip("nbconvert")
+    hostile = "**Bold** <script>window.pwned=1</script><img src=x onerror=alert(1)>"
+    server.enqueue(Reply.answer([hostile]))
+    nb = new_notebook(
+        cells=[new_code_cell("%load_ext ollama_magic"), new_code_cell("%%ollama llama3.2\nHi")]
+    )
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    source = tmp_path / "hostile.ipynb"
+    nbformat.write(nb, source)
+    executed = tmp_path / "hostile.out.ipynb"
+    proc = run_command("run", str(source), "-o", str(executed), env={"OLLAMA_HOST": server.host})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    html = subprocess.run(
+        [sys.executable, "-m", "nbconvert", "--to", "html", "--stdout", str(executed)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert "<strong>Bold</strong>" in html
+    assert "<script>window.pwned" not in html
+    assert "<img src=x" not in html and '<img src="x"' not in html
+    assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html
