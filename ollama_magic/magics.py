@@ -243,8 +243,8 @@ class OllamaMagics(Magics):
         error: OllamaMagicError | None = None
         interrupted = False
         body = None
-        view.start()
         try:
+            view.start()
             body = build_chat_body(**request)
             stream = client.stream("/api/chat", body)
             with stream:

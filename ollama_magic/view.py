@@ -248,6 +248,8 @@ class LiveView:
         self._capturing: Any = None
         self._batcher: _Batcher | None = None
         self._first_token_at: float | None = None
+        self._handle: Any = None
+        self._box: Any = None
 
     # -- kernel plumbing ---------------------------------------------------------------------
 
@@ -338,11 +340,16 @@ class LiveView:
     def finish(self, result: OllamaResponse, out_name: str) -> None:
         if self._batcher is not None:
             self._batcher.close()
+        if self._box is None:  # interrupted before the widget existed
+            return
         if self._capturing is not None:
             self._capturing.msg_id = ""
             self._capturing = None
         data, metadata = final_bundle(result, out_name)
-        self._handle.update(data, metadata=metadata, raw=True)
+        if self._handle is not None:
+            self._handle.update(data, metadata=metadata, raw=True)
+        else:
+            self._display(data, metadata=metadata, raw=True)
         _close_tree(self._box)
 
 
