@@ -22,6 +22,7 @@ from .errors import (
     ModelNotFoundError,
     OllamaConnectionError,
     OllamaResponseError,
+    OllamaStreamError,
     ProtocolError,
     StreamErrorLine,
     StreamTimeoutError,
@@ -112,12 +113,29 @@ class OllamaClient:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def _post(self, path: str, body: dict[str, Any], model: str) -> requests.Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> requests.Response:
+        """Send one request and return the (streaming) response; every failure is translated.
+
+        ``timeout`` overrides the client's read timeout; 0 or None in both means no limit.
+        """
         url = self.base_url + path
-        read_timeout = self.timeout if self.timeout and self.timeout > 0 else None
+        limit = self.timeout if timeout is None else timeout
+        read_timeout = limit if limit and limit > 0 else None
+        model = str(body.get("model", "")) if body else ""
         try:
-            response = self.session.post(
-                url, json=body, stream=True, timeout=(self.connect_timeout, read_timeout)
+            response = self.session.request(
+                method,
+                url,
+                json=body,
+                stream=True,
+                timeout=(self.connect_timeout, read_timeout),
             )
         except requests.exceptions.ConnectTimeout as exc:
             raise self._unreachable(f"no answer within {self.connect_timeout:g} s", exc) from None
@@ -137,6 +155,41 @@ class OllamaClient:
             finally:
                 response.close()
         return response
+
+    def request_json(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = 30
+    ) -> Any:
+        """One non-streamed request (``/api/tags``, ``/api/show``, ...) → decoded JSON or None."""
+        response = self._send(method, path, body, timeout=timeout)
+        with response:
+            try:
+                data = response.content
+            except requests.exceptions.RequestException as exc:
+                raise TruncatedStreamError(
+                    f"The connection to {self.base_url} broke while reading the answer "
+                    f"({self._reason(exc)}). Try again."
+                ) from None
+        if not data.strip():
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise ProtocolError(
+                f"{self.base_url}{path} answered with something that is not JSON: "
+                f"{_snippet(data)!r}. Is this an Ollama server?"
+            ) from None
+
+    def stream_json(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The objects of any NDJSON endpoint (``/api/pull`` progress, ...), as dicts.
+
+        An ``{"error": ...}`` line raises :class:`StreamErrorLine`; closing the generator
+        closes the connection.
+        """
+        response = self._send("POST", path, body)
+        try:
+            yield from self._json_lines(response)
+        finally:
+            response.close()
 
     def _unreachable(self, reason: str, exc: BaseException) -> OllamaConnectionError:
         local = is_loopback(self.base_url)
@@ -261,57 +314,57 @@ class OllamaClient:
     def stream(self, path: str, body: dict[str, Any]) -> AnswerStream:
         """Stream any generating endpoint (``/api/chat`` or ``/api/generate``) as events."""
         started = time.perf_counter()
-        model = str(body.get("model", ""))
-        response = self._post(path, body, model)
+        response = self._send("POST", path, body)
         return AnswerStream(response, self._events(response, started))
+
+    def _json_lines(self, response: requests.Response) -> Iterator[dict[str, Any]]:
+        """Each line of an NDJSON body as a dict; transport failures and error lines raise."""
+        lines = split_lines(self._chunks(response))
+        timeout = self.timeout
+        while True:
+            try:
+                line = next(lines)
+            except StopIteration:
+                return
+            except urllib3.exceptions.ReadTimeoutError:
+                raise StreamTimeoutError(
+                    f"Ollama sent nothing for {timeout:g} s in the middle of the answer. "
+                    "The server may be overloaded or stuck; check `ollama ps` and its log, "
+                    "or allow longer waits with --timeout."
+                ) from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise TruncatedStreamError(
+                    "The connection to Ollama broke before the answer was complete "
+                    f"({self._reason(exc)}). Check whether `ollama serve` is still running "
+                    "(its log says why it stopped), then re-run the cell."
+                ) from None
+            try:
+                chunk = json.loads(line)
+            except ValueError:
+                raise ProtocolError(
+                    f"The server sent a line that is not JSON: {_snippet(line)!r}. "
+                    f"Is {self.base_url} an Ollama server (or a proxy that rewrites it)?"
+                ) from None
+            if not isinstance(chunk, dict):
+                raise ProtocolError(
+                    f"The server sent {_snippet(line)!r} where a JSON object was expected."
+                )
+            error = chunk.get("error")
+            if error:
+                raise StreamErrorLine(
+                    f"{error}. Check `ollama serve`'s log; re-run the cell to try again.",
+                    str(error),
+                )
+            yield chunk
 
     def _events(self, response: requests.Response, started: float) -> Iterator[Event]:
         done: Done | None = None
         chunks = 0
         first_token: float | None = None
-        timeout = self.timeout
         try:
-            lines = split_lines(self._chunks(response))
-            while True:
-                try:
-                    line = next(lines)
-                except StopIteration:
-                    break
-                except urllib3.exceptions.ReadTimeoutError:
-                    if done is not None:
-                        break
-                    raise StreamTimeoutError(
-                        f"Ollama sent nothing for {timeout:g} s in the middle of the answer. "
-                        "The server may be overloaded or stuck; check `ollama ps` and its log, "
-                        "or allow longer waits with --timeout."
-                    ) from None
-                except (urllib3.exceptions.HTTPError, OSError) as exc:
-                    if done is not None:
-                        break  # the answer was complete; only the stream's tail was lost
-                    raise TruncatedStreamError(
-                        "The connection to Ollama broke before the answer was complete "
-                        f"({self._reason(exc)}). Check whether `ollama serve` is still running "
-                        "(its log says why it stopped), then re-run the cell."
-                    ) from None
+            for chunk in self._json_lines(response):
                 if done is not None:
                     continue  # anything after the final chunk is not part of the answer
-                try:
-                    chunk = json.loads(line)
-                except ValueError:
-                    raise ProtocolError(
-                        f"The server sent a line that is not JSON: {_snippet(line)!r}. "
-                        f"Is {self.base_url} an Ollama server (or a proxy that rewrites it)?"
-                    ) from None
-                if not isinstance(chunk, dict):
-                    raise ProtocolError(
-                        f"The server sent {_snippet(line)!r} where a JSON object was expected."
-                    )
-                error = chunk.get("error")
-                if error:
-                    raise StreamErrorLine(
-                        f"{error}. Check `ollama serve`'s log; re-run the cell to try again.",
-                        str(error),
-                    )
                 message = chunk.get("message")
                 source = message if isinstance(message, dict) else chunk
                 thinking = source.get("thinking")
@@ -332,18 +385,21 @@ class OllamaClient:
                     stats.first_token_time = first_token
                     stats.chunks = chunks
                     reason = chunk.get("done_reason")
-                    done = Done(
-                        reason if isinstance(reason, str) else None, chunk.get("model"), stats
-                    )
+                    model = chunk.get("model")
+                    done = Done(reason if isinstance(reason, str) else None, model, stats)
                     yield done
+        except OllamaStreamError:
             if done is None:
-                raise TruncatedStreamError(
-                    "The connection closed before Ollama finished the answer (no final "
-                    "`done` chunk arrived). The server may have crashed or been restarted; "
-                    "check `ollama serve`'s log, then re-run the cell."
-                )
+                raise
+            # The answer was complete; only the stream's tail was lost.
         finally:
             response.close()
+        if done is None:
+            raise TruncatedStreamError(
+                "The connection closed before Ollama finished the answer (no final "
+                "`done` chunk arrived). The server may have crashed or been restarted; "
+                "check `ollama serve`'s log, then re-run the cell."
+            )
 
 
 class AnswerStream:
