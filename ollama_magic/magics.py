@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
 import keyword
 import shlex
 from typing import Any
 
-from IPython.core.magic import Magics, cell_magic, magics_class, no_var_expand
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Dict, Float, Unicode
 
 from .client import DEFAULT_TIMEOUT, OllamaClient, build_chat_body
+from .commands import CommandContext
 from .errors import Interrupted, OllamaMagicError, OllamaUsageError
 from .events import AnswerDelta, Done, ThinkingDelta
 from .host import resolve_host
+from .manage import SUBCOMMANDS
 from .result import OllamaResponse
 from .view import View, choose_view
 
@@ -67,6 +70,62 @@ def parse_format(value: str) -> str | dict[str, Any]:
             f'\'{{"type": "object"}}\', got {value!r}.'
         )
     return schema
+
+
+def split_arguments(line: str) -> list[str]:
+    """Split a magic line like a shell would (IPython's own parser keeps the quotes)."""
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise OllamaUsageError(
+            f"Could not split the magic line ({exc}); check the quotes."
+        ) from None
+
+
+def split_line_prompt(line: str, parser: Any) -> tuple[list[str], str]:
+    """Split ``[options] MODEL prompt text`` into argv and the raw prompt.
+
+    The prompt is taken verbatim (apostrophes and all): only the options and the model
+    before it are read as shell words.
+
+    >>> from IPython.core.magic_arguments import MagicArgumentParser
+    >>> p = MagicArgumentParser()
+    >>> _ = p.add_argument("-t", type=float); _ = p.add_argument("-q", action="store_true")
+    >>> split_line_prompt("-t 0.2 -q llama3.2 What's up, doc?", p)
+    (['-t', '0.2', '-q', 'llama3.2'], "What's up, doc?")
+    """
+    stream = io.StringIO(line)
+    lexer = shlex.shlex(stream, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    actions = parser._option_string_actions
+    argv: list[str] = []
+    try:
+        while True:
+            token = lexer.get_token()
+            if token is None or token == lexer.eof:
+                return argv, ""
+            argv.append(token)
+            if not token.startswith("-"):
+                return argv, line[stream.tell() :].strip()
+            action = actions.get(token.split("=", 1)[0])
+            if action is None or action.nargs == 0 or "=" in token:
+                continue  # a flag, an inline value, or an unknown option argparse will report
+            if action.nargs == "?":
+                position = stream.tell()
+                peek = lexer.get_token()
+                if peek in ("low", "medium", "high"):
+                    argv.append(peek)
+                else:
+                    stream.seek(position)
+                continue
+            value = lexer.get_token()
+            if value is not None:
+                argv.append(value)
+    except ValueError as exc:
+        raise OllamaUsageError(
+            f"Could not split the magic line ({exc}); check the quotes."
+        ) from None
 
 
 @magics_class
@@ -133,8 +192,8 @@ class OllamaMagics(Magics):
         help=f"Longest wait for the next chunk (default {DEFAULT_TIMEOUT:g}; 0 = forever).",
     )
     @argument("-q", "--quiet", action="store_true", help="Show nothing; only set the variable.")
-    @cell_magic
-    def ollama(self, line: str, cell: str) -> None:
+    @line_cell_magic
+    def ollama(self, line: str, cell: str | None = None) -> Any:
         """Send the cell to a local Ollama model and stream the answer into the output.
 
         The cell body is the prompt. Tokens appear as the model produces them, with a status
@@ -162,13 +221,41 @@ class OllamaMagics(Magics):
         The server is ``--host``, else the ``OLLAMA_HOST`` environment variable (parsed as
         Ollama does), else http://127.0.0.1:11434.
         """
+        if cell is None:
+            return self._line_magic(line)
+        self._ask(self._parse_args(split_arguments(line)), cell)
+        return None
+
+    def _parse_args(self, argv: list[str]) -> Any:
+        return self.ollama.parser.parse_args(argv)
+
+    def _context(self, host: str | None = None) -> CommandContext:
         try:
-            argv = shlex.split(line)
+            base_url = resolve_host(host or self.host or None)
         except ValueError as exc:
+            raise OllamaUsageError(f"{exc} Use a URL like http://127.0.0.1:11434.") from None
+        live = getattr(self.shell, "kernel", None) is not None
+        return CommandContext(self.shell, self._client(base_url, self.timeout), live)
+
+    def _line_magic(self, line: str) -> Any:
+        """``%ollama SUBCOMMAND ...`` or the one-liner ``%ollama MODEL prompt...``."""
+        words = line.split(None, 1)
+        if not words:
             raise OllamaUsageError(
-                f"Could not split the magic line ({exc}); check quotes."
-            ) from None
-        args = self.ollama.parser.parse_args(argv)
+                "Say what to do: `%ollama MODEL your question`, or one of the subcommands: "
+                + ", ".join(sorted(SUBCOMMANDS))
+                + ". For a longer prompt use the cell magic `%%ollama MODEL`."
+            )
+        name = words[0]
+        if name in SUBCOMMANDS:
+            rest = words[1] if len(words) > 1 else ""
+            return SUBCOMMANDS[name](self._context(), split_arguments(rest))
+        argv, prompt = split_line_prompt(line, self.ollama.parser)
+        self._ask(self._parse_args(argv), prompt)
+        return None
+
+    def _ask(self, args: Any, cell: str) -> None:
+        """Build the request from parsed arguments and the prompt, then stream the answer."""
         out_name = args.out or self.out
         if not out_name.isidentifier() or keyword.iskeyword(out_name):
             raise OllamaUsageError(f"--out needs a Python variable name, got {out_name!r}.")
