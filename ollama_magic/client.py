@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +35,9 @@ from .events import AnswerDelta, Done, Event, Stats, ThinkingDelta
 DEFAULT_TIMEOUT = 600.0
 CONNECT_TIMEOUT = 10.0
 _READ_SIZE = 65536
+
+#: Called with each raw stream line and its arrival time (``time.perf_counter()``).
+LineHook = Callable[[bytes, float], None]
 _SNIPPET = 200
 
 
@@ -311,13 +314,21 @@ class OllamaClient:
         )
         return self.stream("/api/chat", body)
 
-    def stream(self, path: str, body: dict[str, Any]) -> AnswerStream:
-        """Stream any generating endpoint (``/api/chat`` or ``/api/generate``) as events."""
+    def stream(
+        self, path: str, body: dict[str, Any], *, trace: LineHook | None = None
+    ) -> AnswerStream:
+        """Stream any generating endpoint (``/api/chat`` or ``/api/generate``) as events.
+
+        ``trace``, when given, is called with every raw line and its arrival time
+        (``time.perf_counter()``), for showing how streaming works.
+        """
         started = time.perf_counter()
         response = self._send("POST", path, body)
-        return AnswerStream(response, self._events(response, started))
+        return AnswerStream(response, self._events(response, started, trace))
 
-    def _json_lines(self, response: requests.Response) -> Iterator[dict[str, Any]]:
+    def _json_lines(
+        self, response: requests.Response, trace: LineHook | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Each line of an NDJSON body as a dict; transport failures and error lines raise."""
         lines = split_lines(self._chunks(response))
         timeout = self.timeout
@@ -338,6 +349,8 @@ class OllamaClient:
                     f"({self._reason(exc)}). Check whether `ollama serve` is still running "
                     "(its log says why it stopped), then re-run the cell."
                 ) from None
+            if trace is not None:
+                trace(line, time.perf_counter())
             try:
                 chunk = json.loads(line)
             except ValueError:
@@ -357,12 +370,14 @@ class OllamaClient:
                 )
             yield chunk
 
-    def _events(self, response: requests.Response, started: float) -> Iterator[Event]:
+    def _events(
+        self, response: requests.Response, started: float, trace: LineHook | None = None
+    ) -> Iterator[Event]:
         done: Done | None = None
         chunks = 0
         first_token: float | None = None
         try:
-            for chunk in self._json_lines(response):
+            for chunk in self._json_lines(response, trace):
                 if done is not None:
                     continue  # anything after the final chunk is not part of the answer
                 message = chunk.get("message")

@@ -102,3 +102,9 @@ class Interrupted(OllamaMagicError):
     """The user stopped the cell; the partial answer was kept."""
 
     title = "Interrupted"
+
+
+class AnswerNotJSONError(OllamaMagicError, ValueError):
+    """``.json()`` was called on an answer that is not valid JSON."""
+
+    title = "The answer is not JSON"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import keyword
+import os
 import shlex
 from typing import Any
 
@@ -13,15 +14,18 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Dict, Float, Unicode
 
 from .client import DEFAULT_TIMEOUT, OllamaClient, build_chat_body
-from .commands import CommandContext
+from .commands import CommandContext, Subcommand
+from .conversation import Conversation, Conversations, Exchange
 from .errors import Interrupted, OllamaMagicError, OllamaUsageError
 from .events import AnswerDelta, Done, ThinkingDelta
 from .host import resolve_host
 from .manage import SUBCOMMANDS
+from .prompt import dry_run_markdown, encode_image, interpolate, resolve_format
 from .result import OllamaResponse
 from .view import View, choose_view
 
 DEFAULT_OUT = "ollama_response"
+DEFAULT_CHAT = "default"
 
 
 def parse_option(item: str) -> tuple[str, Any]:
@@ -54,22 +58,6 @@ def parse_keep_alive(value: str) -> str | int | float:
     except ValueError:
         return value
     return int(number) if number.is_integer() else number
-
-
-def parse_format(value: str) -> str | dict[str, Any]:
-    """``json`` or a JSON-schema object written inline."""
-    if value == "json":
-        return value
-    try:
-        schema = json.loads(value)
-    except ValueError:
-        schema = None
-    if not isinstance(schema, dict):
-        raise OllamaUsageError(
-            f"--format takes `json` or a JSON schema object such as "
-            f'\'{{"type": "object"}}\', got {value!r}.'
-        )
-    return schema
 
 
 def split_arguments(line: str) -> list[str]:
@@ -145,10 +133,14 @@ class OllamaMagics(Magics):
     options = Dict(
         help="Ollama options sent with every request, under per-cell ones (e.g. num_ctx)."
     ).tag(config=True)
+    chat = Unicode(
+        "", help="Conversation every cell joins unless it says --chat NAME or --no-chat."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
         self._clients: dict[tuple[str, float], OllamaClient] = {}
+        self.conversations = Conversations()
 
     def _client(self, base_url: str, timeout: float) -> OllamaClient:
         """One client per server, so that keep-alive connections are reused between cells."""
@@ -174,7 +166,12 @@ class OllamaMagics(Magics):
         metavar="KEY=VALUE",
         help="Any Ollama option (repeatable); VALUE is parsed as JSON when it can be.",
     )
-    @argument("--format", metavar="json|SCHEMA", help="Ask for JSON output (or a JSON schema).")
+    @argument(
+        "--format",
+        metavar="json|SCHEMA|VAR",
+        help="Ask for JSON: `json`, an inline JSON schema, or a variable (schema dict or "
+        "pydantic model).",
+    )
     @argument(
         "--think",
         nargs="?",
@@ -191,6 +188,27 @@ class OllamaMagics(Magics):
         metavar="SECONDS",
         help=f"Longest wait for the next chunk (default {DEFAULT_TIMEOUT:g}; 0 = forever).",
     )
+    @argument(
+        "-c",
+        "--chat",
+        nargs="?",
+        const=DEFAULT_CHAT,
+        default=None,
+        metavar="NAME",
+        help=f"Continue a conversation across cells (default name {DEFAULT_CHAT!r}).",
+    )
+    @argument("--no-chat", action="store_true", help="Ignore the configured conversation.")
+    @argument(
+        "-i",
+        "--image",
+        action="append",
+        default=[],
+        metavar="PATH|VAR",
+        help="Image for a vision model (repeatable): a file, bytes, PIL image or figure.",
+    )
+    @argument("--no-interpolate", action="store_true", help="Send the prompt exactly as typed.")
+    @argument("--dry-run", action="store_true", help="Show the request (and curl); send nothing.")
+    @argument("--trace", action="store_true", help="Also show the raw stream lines as they come.")
     @argument("-q", "--quiet", action="store_true", help="Show nothing; only set the variable.")
     @line_cell_magic
     def ollama(self, line: str, cell: str | None = None) -> Any:
@@ -200,8 +218,12 @@ class OllamaMagics(Magics):
         line (model, time, tokens, speed); when the answer is complete it is shown as Markdown
         and stored in a variable (``ollama_response`` unless ``--out`` says otherwise). That
         variable is a ``str`` with extra attributes: ``.model``, ``.thinking``,
-        ``.done_reason``, ``.stats``, ``.interrupted`` and ``.error``. The stop button ends the
-        answer early and keeps what arrived. Quote arguments as in a shell.
+        ``.done_reason``, ``.stats``, ``.interrupted``, ``.error`` and ``.json()``. The stop
+        button ends the answer early and keeps what arrived. Quote arguments as in a shell.
+
+        ``{name}`` in the prompt is replaced by the notebook variable ``name`` (and ``{In[3]}``,
+        ``{Out[3]}`` by earlier cells); every other brace is left alone. ``--chat`` keeps a
+        conversation across cells; running a cell again replaces its earlier turn.
 
         Examples
         --------
@@ -213,10 +235,18 @@ class OllamaMagics(Magics):
             %%ollama mistral --system 'You are terse.' -t 0.2 --out haiku
             Write a haiku about notebooks.
 
+            %%ollama llama3.2 --chat
+            Summarise this table: {df}
+
             %%ollama qwen3:8b --no-think -O num_ctx=8192 -O 'stop=["\\n\\n"]'
-            Summarise the text above in one line.
+            Explain {In[3]} in one line.
+
+            %ollama llama3.2 What's the capital of France?     # one-liner
 
             %config OllamaMagics.model = "llama3.2"    # then the model can be left out
+
+        Subcommands of the line magic: ``%ollama history [NAME]``, ``%ollama reset [NAME]``,
+        ``%ollama config``, and the model commands (``%ollama list``, ...).
 
         The server is ``--host``, else the ``OLLAMA_HOST`` environment variable (parsed as
         Ollama does), else http://127.0.0.1:11434.
@@ -226,45 +256,132 @@ class OllamaMagics(Magics):
         self._ask(self._parse_args(split_arguments(line)), cell)
         return None
 
+    # -- line magic --------------------------------------------------------------------------
+
     def _parse_args(self, argv: list[str]) -> Any:
         return self.ollama.parser.parse_args(argv)
 
     def _context(self, host: str | None = None) -> CommandContext:
-        try:
-            base_url = resolve_host(host or self.host or None)
-        except ValueError as exc:
-            raise OllamaUsageError(f"{exc} Use a URL like http://127.0.0.1:11434.") from None
+        base_url = self._base_url(host)
         live = getattr(self.shell, "kernel", None) is not None
         return CommandContext(self.shell, self._client(base_url, self.timeout), live)
+
+    def _base_url(self, host: str | None) -> str:
+        try:
+            return resolve_host(host or self.host or None)
+        except ValueError as exc:
+            raise OllamaUsageError(f"{exc} Use a URL like http://127.0.0.1:11434.") from None
+
+    def _subcommands(self) -> dict[str, Subcommand]:
+        return {
+            **SUBCOMMANDS,
+            "history": self._history,
+            "reset": self._reset,
+            "config": self._show_config,
+        }
 
     def _line_magic(self, line: str) -> Any:
         """``%ollama SUBCOMMAND ...`` or the one-liner ``%ollama MODEL prompt...``."""
         words = line.split(None, 1)
+        subcommands = self._subcommands()
         if not words:
             raise OllamaUsageError(
                 "Say what to do: `%ollama MODEL your question`, or one of the subcommands: "
-                + ", ".join(sorted(SUBCOMMANDS))
+                + ", ".join(sorted(subcommands))
                 + ". For a longer prompt use the cell magic `%%ollama MODEL`."
             )
         name = words[0]
-        if name in SUBCOMMANDS:
+        if name in subcommands:
             rest = words[1] if len(words) > 1 else ""
-            return SUBCOMMANDS[name](self._context(), split_arguments(rest))
+            return subcommands[name](self._context(), split_arguments(rest))
         argv, prompt = split_line_prompt(line, self.ollama.parser)
         self._ask(self._parse_args(argv), prompt)
         return None
+
+    def _history(self, ctx: CommandContext, argv: list[str]) -> Conversation:
+        """``%ollama history [NAME]``: the conversation so far (also returned as data)."""
+        name = self._conversation_name(argv, "history")
+        conversation = self.conversations.get(name)
+        if conversation is None:
+            known = ", ".join(sorted(self.conversations)) or "none yet"
+            raise OllamaUsageError(
+                f"There is no conversation {name!r} (conversations: {known}). Start one with "
+                f"`%%ollama MODEL --chat {name}`."
+            )
+        return conversation
+
+    def _reset(self, ctx: CommandContext, argv: list[str]) -> None:
+        """``%ollama reset [NAME]``: forget a conversation (``--all``: every conversation)."""
+        if argv == ["--all"]:
+            self.conversations.clear()
+            print("Forgot all conversations.")
+            return
+        name = self._conversation_name(argv, "reset")
+        dropped = self.conversations.pop(name, None)
+        count = len(dropped.exchanges) if dropped else 0
+        print(f"Conversation {name!r} reset ({count} exchange(s) forgotten).")
+
+    def _conversation_name(self, argv: list[str], command: str) -> str:
+        if len(argv) > 1:
+            raise OllamaUsageError(f"%ollama {command} takes at most one conversation name.")
+        return argv[0] if argv else (self.chat or DEFAULT_CHAT)
+
+    def _show_config(self, ctx: CommandContext, argv: list[str]) -> ConfigReport:
+        """``%ollama config``: the effective settings and where each comes from."""
+        if argv:
+            raise OllamaUsageError("%ollama config takes no arguments; set values with %config.")
+        configured = self.config.get("OllamaMagics", {})
+        rows = []
+        for name in ("model", "host", "out", "timeout", "options", "chat"):
+            value = getattr(self, name)
+            source = "%config / ipython_config.py" if name in configured else "default"
+            if name == "host" and not value:
+                env = os.environ.get("OLLAMA_HOST")
+                value = self._base_url(None)
+                source = "OLLAMA_HOST environment variable" if env else "default"
+            rows.append((name, value, source))
+        return ConfigReport(rows)
+
+    # -- asking ------------------------------------------------------------------------------
+
+    def _cell_key(self) -> str:
+        """Which cell is running: the front end's cell id when it sends one, else In[n]."""
+        parent = getattr(self.shell, "parent_header", None)
+        kernel = getattr(self.shell, "kernel", None)
+        if not parent and kernel is not None:
+            parent = kernel.get_parent("shell")
+        metadata = (parent or {}).get("metadata") or {}
+        cell_id = metadata.get("cellId") or metadata.get("cell_id")
+        if cell_id:
+            return f"cell:{cell_id}"
+        return f"In[{self.shell.execution_count}]"
 
     def _ask(self, args: Any, cell: str) -> None:
         """Build the request from parsed arguments and the prompt, then stream the answer."""
         out_name = args.out or self.out
         if not out_name.isidentifier() or keyword.iskeyword(out_name):
             raise OllamaUsageError(f"--out needs a Python variable name, got {out_name!r}.")
+        if args.dry_run:
+            request = self._build_request(args, cell)
+            url = request["base_url"] + "/api/chat"
+            body = build_chat_body(**request["body"])
+            self._show_dry_run(url, body)
+            return
         try:
             request = self._build_request(args, cell)
         except OllamaMagicError as exc:
             self.shell.user_ns[out_name] = OllamaResponse(error=exc)
             raise
-        self._run(request, out_name, quiet=args.quiet)
+        self._run(request, out_name, quiet=args.quiet, trace=args.trace)
+
+    def _show_dry_run(self, url: str, body: dict[str, Any]) -> None:
+        markdown = dry_run_markdown(url, body)
+        if getattr(self.shell, "kernel", None) is not None:
+            from IPython.display import display
+
+            display({"text/markdown": markdown, "text/plain": markdown}, raw=True)
+        else:
+            print(markdown)
 
     def _build_request(self, args: Any, cell: str) -> dict[str, Any]:
         model = (args.model_name or self.model).strip()
@@ -273,11 +390,14 @@ class OllamaMagics(Magics):
                 "No model given. Name one on the magic line (`%%ollama llama3.2`) or set a "
                 "default once with `%config OllamaMagics.model = 'llama3.2'`."
             )
+        namespace = self.shell.user_ns
         prompt = cell.rstrip("\n")
         if not prompt.strip():
             raise OllamaUsageError(
                 "The cell has no prompt. Write the question on the lines below `%%ollama`."
             )
+        if not args.no_interpolate:
+            prompt = interpolate(prompt, namespace)
         if args.think is not None and args.no_think:
             raise OllamaUsageError("Use either --think or --no-think, not both.")
         think: bool | str | None = None
@@ -300,40 +420,52 @@ class OllamaMagics(Magics):
         timeout = self.timeout if args.timeout is None else args.timeout
         if timeout < 0:
             raise OllamaUsageError("--timeout must be a number of seconds ≥ 0 (0 = wait forever).")
-        try:
-            base_url = resolve_host(args.host or self.host or None)
-        except ValueError as exc:
-            raise OllamaUsageError(f"{exc} Use a URL like http://127.0.0.1:11434.") from None
-        messages = []
-        if args.system:
-            messages.append({"role": "system", "content": args.system})
-        messages.append({"role": "user", "content": prompt})
+        if args.chat is not None and args.no_chat:
+            raise OllamaUsageError("Use either --chat or --no-chat, not both.")
+        chat_name = None if args.no_chat else (args.chat or self.chat or None)
+        images = [encode_image(source, namespace) for source in args.image]
+        if chat_name is not None:
+            conversation = self.conversations.get_or_create(chat_name)
+            if args.system is not None:
+                conversation.system = args.system or None
+            messages = conversation.messages_for(self._cell_key(), prompt, images)
+        else:
+            messages = []
+            if args.system:
+                messages.append({"role": "system", "content": args.system})
+            user: dict[str, Any] = {"role": "user", "content": prompt}
+            if images:
+                user["images"] = images
+            messages.append(user)
         return {
-            "base_url": base_url,
+            "base_url": self._base_url(args.host),
             "timeout": timeout,
-            "model": model,
-            "messages": messages,
-            "options": options or None,
-            "format": parse_format(args.format) if args.format else None,
-            "think": think,
-            "keep_alive": parse_keep_alive(args.keep_alive) if args.keep_alive else None,
+            "chat": chat_name,
+            "prompt": prompt,
+            "images": images,
+            "body": {
+                "model": model,
+                "messages": messages,
+                "options": options or None,
+                "format": resolve_format(args.format, namespace) if args.format else None,
+                "think": think,
+                "keep_alive": parse_keep_alive(args.keep_alive) if args.keep_alive else None,
+            },
         }
 
-    def _run(self, request: dict[str, Any], out_name: str, quiet: bool) -> None:
-        base_url, timeout = request.pop("base_url"), request.pop("timeout")
-        model = request["model"]
-        client = self._client(base_url, timeout)
-        view: View = choose_view(self.shell, model, quiet)
+    def _run(self, request: dict[str, Any], out_name: str, quiet: bool, trace: bool) -> None:
+        model = request["body"]["model"]
+        client = self._client(request["base_url"], request["timeout"])
+        view: View = choose_view(self.shell, model, quiet, trace=trace)
         answer: list[str] = []
         thinking: list[str] = []
         done: Done | None = None
         error: OllamaMagicError | None = None
         interrupted = False
-        body = None
+        body = build_chat_body(**request["body"])
         try:
             view.start()
-            body = build_chat_body(**request)
-            stream = client.stream("/api/chat", body)
+            stream = client.stream("/api/chat", body, trace=view.trace if trace else None)
             with stream:
                 for event in stream:
                     kind = type(event)
@@ -372,6 +504,32 @@ class OllamaMagics(Magics):
                 request=body,
             )
             self.shell.user_ns[out_name] = result
+            if request["chat"] is not None and result.complete:
+                self.conversations.get_or_create(request["chat"]).record(
+                    Exchange(
+                        key=self._cell_key(),
+                        prompt=request["prompt"],
+                        answer=text,
+                        model=result.model,
+                        images=request["images"],
+                        thinking=result.thinking,
+                    )
+                )
             view.finish(result, out_name)
         if error is not None:
             raise error
+
+
+class ConfigReport(list):
+    """Rows of (setting, value, source) that render as a table."""
+
+    def _repr_markdown_(self) -> str:
+        lines = ["| setting | value | from |", "|---|---|---|"]
+        for name, value, source in self:
+            shown = str(value).replace("|", "\\|").replace("<", "&lt;")
+            lines.append(f"| `{name}` | `{shown}` | {source} |")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        width = max(len(name) for name, _, _ in self)
+        return "\n".join(f"{name:<{width}}  {value!r}  ({source})" for name, value, source in self)

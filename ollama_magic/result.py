@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from .errors import OllamaMagicError
+from .errors import AnswerNotJSONError, OllamaMagicError
 from .events import Stats
 
 
@@ -61,6 +62,21 @@ class OllamaResponse(str):
     def complete(self) -> bool:
         """True when Ollama finished the answer (no error, no interrupt)."""
         return self.done_reason is not None and self.error is None and not self.interrupted
+
+    def json(self) -> Any:
+        """The answer parsed as JSON (for ``--format json`` or a schema).
+
+        A parse failure raises :class:`~ollama_magic.errors.AnswerNotJSONError`; the text
+        stays available in this object.
+        """
+        try:
+            return json.loads(self.text)
+        except ValueError as exc:
+            raise AnswerNotJSONError(
+                f"The answer is not valid JSON ({exc}). Ask for JSON with --format json (or a "
+                "schema), and for thinking models add --no-think; the raw text is still in this "
+                "variable."
+            ) from None
 
     def __repr__(self) -> str:
         state = "complete" if self.complete else ("interrupted" if self.interrupted else "partial")

@@ -12,6 +12,11 @@ nbconvert and GitHub show without widget state.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import contextvars
+import os
+import select
 import sys
 import threading
 import time
@@ -36,6 +41,8 @@ class View(Protocol):
 
     def answer(self, text: str) -> None: ...
 
+    def trace(self, line: bytes, at: float) -> None: ...
+
     def finish(self, result: OllamaResponse, out_name: str) -> None: ...
 
 
@@ -51,8 +58,28 @@ class QuietView:
     def answer(self, text: str) -> None:
         pass
 
+    def trace(self, line: bytes, at: float) -> None:
+        pass
+
     def finish(self, result: OllamaResponse, out_name: str) -> None:
         pass
+
+
+#: Lines kept in the --trace panel, and the longest line shown in full.
+TRACE_LINES = 200
+TRACE_WIDTH = 400
+
+
+def format_trace_line(line: bytes, elapsed: float) -> str:
+    """One --trace row: arrival time since the request, then the raw line (shortened).
+
+    >>> format_trace_line(b'{"done":false}', 0.0123)
+    '+0.012 s  {"done":false}'
+    """
+    text = line.decode("utf-8", "replace")
+    if len(text) > TRACE_WIDTH:
+        text = f"{text[:TRACE_WIDTH]}… ({len(line)} bytes)"
+    return f"+{elapsed:.3f} s  {text}"
 
 
 def format_status(
@@ -118,9 +145,13 @@ class TerminalView:
         self.stream = stream if stream is not None else sys.stdout
         self._thinking = False
         self._wrote = False
+        self._started = 0.0
 
     def start(self) -> None:
-        pass
+        self._started = time.perf_counter()
+
+    def trace(self, line: bytes, at: float) -> None:
+        print(format_trace_line(line, at - self._started), file=sys.stderr, flush=True)
 
     def thinking(self, text: str) -> None:
         if not self._thinking:
@@ -152,6 +183,10 @@ class _Batcher:
     Sending on a timer rather than on the next token means a stall in the model never leaves
     already-received words unseen, while a fast model still causes at most one update per
     ``interval``. The first text after a quiet period goes out immediately.
+
+    The reading thread takes no lock: an interrupt (KeyboardInterrupt) can strike at any
+    bytecode, and one that lands just after a lock is acquired leaves it held forever. It only
+    appends to a deque and, when the helper sleeps with nothing to do, writes a byte to a pipe.
     """
 
     def __init__(
@@ -165,65 +200,82 @@ class _Batcher:
         self._send_status = send_status
         self._interval = interval
         self._status_interval = status_interval
-        self._cond = threading.Condition(threading.Lock())
-        self._pending: list[tuple[str, str]] = []
+        self._pending: collections.deque[tuple[str, str]] = collections.deque()
         self._closed = False
-        self._last_text = 0.0
-        self._thread = threading.Thread(target=self._run, name="ollama-magic-view", daemon=True)
+        self._idle = False
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        # Run in a copy of the caller's context, so that widget updates sent from the helper
+        # thread carry the cell's parent header (ipykernel keeps it in a context variable).
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name="ollama-magic-view", daemon=True
+        )
         self._thread.start()
 
     def add(self, kind: str, text: str) -> None:
-        with self._cond:
-            self._pending.append((kind, text))
-            if len(self._pending) == 1:
-                self._cond.notify()
+        self._pending.append((kind, text))
+        if self._idle:
+            self._idle = False
+            self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_write, b"!")
 
     def _take(self) -> list[tuple[str, str]]:
-        batch, self._pending = self._pending, []
+        pending = self._pending
+        batch = []
+        while pending:
+            batch.append(pending.popleft())
         return batch
 
     def _run(self) -> None:
+        last_text = 0.0
         next_status = time.monotonic() + self._status_interval
-        cond = self._cond
-        while True:
-            with cond:
-                while True:
-                    if self._closed:
-                        return
-                    now = time.monotonic()
-                    if self._pending and now >= self._last_text + self._interval:
-                        batch = self._take()
-                        self._last_text = now
-                        break
-                    if now >= next_status:
-                        batch = []
-                        break
-                    wake = next_status
+        try:
+            while not self._closed:
+                now = time.monotonic()
+                if self._pending:
+                    wait = last_text + self._interval - now
+                    if wait <= 0:
+                        last_text = now
+                        self._deliver(self._take())
+                        continue
+                else:
+                    # Declare idleness first, then look again, so an append between the two
+                    # steps is never missed.
+                    self._idle = True
                     if self._pending:
-                        wake = min(wake, self._last_text + self._interval)
-                    cond.wait(wake - now)
-            if batch:
-                self._deliver(batch)
-            if time.monotonic() >= next_status:
-                self._send_status()
-                next_status = time.monotonic() + self._status_interval
+                        self._idle = False
+                        continue
+                    wait = next_status - now
+                if now >= next_status:
+                    self._send_status()
+                    next_status = time.monotonic() + self._status_interval
+                    continue
+                wait = min(wait, next_status - now)
+                ready, _, _ = select.select([self._wake_read], [], [], max(wait, 0.0))
+                if ready:
+                    os.read(self._wake_read, 4096)
+        finally:
+            self._idle = False
 
     def _deliver(self, batch: list[tuple[str, str]]) -> None:
-        # Merge consecutive pieces of the same kind into one message.
-        kind, parts = batch[0][0], []
-        for piece_kind, text in batch:
-            if piece_kind != kind:
-                self._send_text(kind, "".join(parts))
-                kind, parts = piece_kind, []
-            parts.append(text)
-        self._send_text(kind, "".join(parts))
+        # One message per kind, kinds in the order they first appeared (thinking comes first).
+        merged: dict[str, list[str]] = {}
+        for kind, text in batch:
+            merged.setdefault(kind, []).append(text)
+        for kind, parts in merged.items():
+            self._send_text(kind, "".join(parts))
 
     def close(self) -> None:
         """Stop the helper thread, then send what is still pending from the caller's thread."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
+        self._closed = True
+        self._wake()
         self._thread.join()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
         if self._pending:
             self._deliver(self._take())
 
@@ -231,7 +283,7 @@ class _Batcher:
 class LiveView:
     """Live widget in a Jupyter kernel: status line, thinking, streamed answer, final Markdown."""
 
-    def __init__(self, shell: Any, model: str) -> None:
+    def __init__(self, shell: Any, model: str, trace: bool = False) -> None:
         import ipywidgets as widgets
         from IPython.display import display
 
@@ -250,6 +302,8 @@ class LiveView:
         self._first_token_at: float | None = None
         self._handle: Any = None
         self._box: Any = None
+        self._tracing = trace
+        self._trace_lines: collections.deque[str] = collections.deque(maxlen=TRACE_LINES)
 
     # -- kernel plumbing ---------------------------------------------------------------------
 
@@ -286,16 +340,30 @@ class LiveView:
         )
         self._thinking_box.layout.display = "none"
         self._answer_out = widgets.Output()
-        self._box = widgets.VBox([self._status, self._thinking_box, self._answer_out])
+        children = [self._status, self._thinking_box, self._answer_out]
+        if self._tracing:
+            self._trace_area = widgets.Textarea(
+                value="",
+                placeholder="raw stream lines appear here",
+                disabled=True,
+                layout=widgets.Layout(width="100%", height="12em"),
+            )
+            children.append(self._trace_area)
+        self._box = widgets.VBox(children)
         self._box.add_class("ollama-magic-live")
         # Display first: once an Output widget owns the cell's message id, front ends route
         # every output of the cell into it, including this display itself.
         self._handle = self._display(self._box, display_id=True)
         self._capture_into(self._answer_out)
         self._started = time.monotonic()
+        self._started_perf = time.perf_counter()
         self._batcher = _Batcher(self._send_text, self._update_status)
 
     def _send_text(self, kind: str, text: str) -> None:
+        if kind == "trace":
+            self._trace_lines.extend(text.splitlines())
+            self._trace_area.value = "\n".join(self._trace_lines)
+            return
         if kind == "thinking":
             if self._thinking_box.layout.display == "none":
                 self._thinking_box.layout.display = None
@@ -327,6 +395,11 @@ class LiveView:
             self._phase = "thinking…"
         assert self._batcher is not None
         self._batcher.add("thinking", text)
+
+    def trace(self, line: bytes, at: float) -> None:
+        elapsed = at - self._started_perf
+        assert self._batcher is not None
+        self._batcher.add("trace", format_trace_line(line, elapsed) + "\n")
 
     def answer(self, text: str) -> None:
         self._chunks += 1
@@ -364,7 +437,7 @@ def _close_tree(widget: Any) -> None:
     widget.close()
 
 
-def choose_view(shell: Any, model: str, quiet: bool) -> View:
+def choose_view(shell: Any, model: str, quiet: bool, trace: bool = False) -> View:
     """The live widget in a Jupyter kernel, plain stdout elsewhere, nothing with --quiet."""
     if quiet:
         return QuietView()
@@ -373,5 +446,5 @@ def choose_view(shell: Any, model: str, quiet: bool) -> View:
             import ipywidgets  # noqa: F401
         except ImportError:
             return TerminalView()
-        return LiveView(shell, model)
+        return LiveView(shell, model, trace=trace)
     return TerminalView()

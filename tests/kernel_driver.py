@@ -108,9 +108,26 @@ class KernelDriver:
         *,
         timeout: float = 60.0,
         on_message: Callable[[Received, Execution], None] | None = None,
+        cell_id: str | None = None,
     ) -> Execution:
-        """Run ``code``; return every IOPub message up to the kernel going idle, and the reply."""
-        msg_id = self.kc.execute(code)
+        """Run ``code``; return every IOPub message up to the kernel going idle, and the reply.
+
+        ``cell_id`` is sent in the request metadata, as JupyterLab does for each cell.
+        """
+        if cell_id is None:
+            msg_id = self.kc.execute(code)
+        else:
+            content = {
+                "code": code,
+                "silent": False,
+                "store_history": True,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": True,
+            }
+            msg = self.kc.session.msg("execute_request", content, metadata={"cellId": cell_id})
+            self.kc.shell_channel.send(msg)
+            msg_id = msg["header"]["msg_id"]
         run = Execution(code, time.perf_counter())
         deadline = time.monotonic() + timeout
         while True:
@@ -120,9 +137,8 @@ class KernelDriver:
             got = self._recv(remaining)
             if got is None:
                 continue
+            # Every message is counted, whatever its parent: a front end receives them all.
             parent = got.msg.get("parent_header", {}).get("msg_id")
-            if parent not in (msg_id, None):
-                continue
             if got.msg_type == "status":
                 if parent == msg_id and got.content["execution_state"] == "idle":
                     run.idle_at = got.time

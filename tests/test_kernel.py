@@ -26,6 +26,14 @@ def kernel(fake: FakeOllama) -> Iterator[KernelDriver]:
         yield driver
 
 
+@pytest.fixture(autouse=True)
+def _fresh_script(fake: FakeOllama) -> Iterator[None]:
+    """Each test starts with an empty reply queue and no recorded requests."""
+    fake.reset()
+    yield
+    fake.reset()
+
+
 def final_output(run: Execution) -> dict:
     """The update that replaced the live widget: the output a saved notebook keeps."""
     updates = run.of_type("update_display_data")
@@ -179,7 +187,7 @@ def test_interrupt_while_model_loads(kernel, fake):
     def on_message(msg: Received, run: Execution) -> None:
         if msg.msg_type == "display_data" and not sent:
             sent.append(True)
-            fake.wait_for_requests(len(fake.requests) or 1, timeout=10)
+            assert fake.wait_for_requests(1, timeout=10)  # the model is "loading"
             kernel.km.interrupt_kernel()
 
     try:
@@ -188,3 +196,44 @@ def test_interrupt_while_model_loads(kernel, fake):
         gate.open()
     assert run.reply["content"]["ename"] == "Interrupted"
     assert kernel.value("(str(ollama_response), ollama_response.interrupted)") == ("", True)
+
+
+def test_cell_ids_from_the_front_end_key_conversation_turns(kernel, fake):
+    fake.enqueue(Reply.answer(["A1"]), Reply.answer(["B1"]), Reply.answer(["A2"]))
+    for cell_id, prompt in (("a", "first"), ("b", "second"), ("a", "first, edited")):
+        run = kernel.execute(f"%%ollama llama3.2 --chat k\n{prompt}", cell_id=cell_id)
+        assert run.status == "ok"
+    assert kernel.value("[(e.prompt, e.answer) for e in get_ipython().run_line_magic('ollama', 'history k').exchanges]") == [
+        ("first, edited", "A2"),
+        ("second", "B1"),
+    ]
+
+
+def test_thinking_section_collapses_when_the_answer_starts(kernel, fake):
+    fake.enqueue(Reply.answer(["42"], thinking=["Let me see."]))
+    run = kernel.execute("%%ollama qwen3:8b\nMeaning?")
+    states = [
+        m.content["data"]["state"]
+        for m in run.of_type("comm_msg")
+        if "state" in m.content.get("data", {})
+    ]
+    titles = [s["titles"] for s in states if "titles" in s]
+    assert titles and titles[-1][0].startswith("Thought for")
+    assert any(s.get("selected_index", 0) is None for s in states)
+
+
+def test_trace_panel_shows_raw_lines_with_bounded_size(kernel, fake):
+    fake.enqueue(Reply.answer([f" w{i}" for i in range(400)]))
+    run = kernel.execute("%%ollama llama3.2 --trace\nGo")
+    assert run.status == "ok"
+    values = [
+        m.content["data"]["state"]["value"]
+        for m in run.of_type("comm_msg")
+        if isinstance(m.content.get("data", {}).get("state", {}).get("value"), str)
+        and m.content["data"]["state"]["value"].startswith("+")
+    ]
+    assert values
+    last = values[-1].splitlines()
+    assert len(last) == 200  # only the newest lines are kept
+    assert '"done":true' in last[-1]
+    assert run.stream_text == "".join(f" w{i}" for i in range(400))

@@ -1,0 +1,236 @@
+"""Conversations and prompt building, in IPython's shell over real HTTP to the fake server."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from ollama_magic.conversation import Conversation
+from ollama_magic.errors import AnswerNotJSONError, OllamaUsageError
+from ollama_magic.testing import Reply
+
+
+def cell(shell, line: str, body: str, cell_id: str | None = None):
+    """Run a %%ollama cell as a front end would (with a cell id when given)."""
+    shell.parent_header = {"metadata": {"cellId": cell_id}} if cell_id else {}
+    return shell.run_cell(f"%%ollama {line}\n{body}", store_history=True)
+
+
+def sent(server, index: int = -1) -> dict:
+    return [r for r in server.requests if r.path == "/api/chat"][index].json()
+
+
+@pytest.fixture(autouse=True)
+def _clean(shell):
+    magics = shell.magics_manager.registry["OllamaMagics"]
+    magics.conversations.clear()
+    yield
+    shell.parent_header = {}
+    shell.run_line_magic("config", "OllamaMagics.chat = ''")
+
+
+def test_conversation_carries_history_across_cells(shell, server):
+    server.enqueue(Reply.answer(["Hi Ada."]), Reply.answer(["Ada."]))
+    assert cell(shell, "llama3.2 --chat", "My name is Ada.", "c1").success
+    assert cell(shell, "llama3.2 --chat", "What is my name?", "c2").success
+    assert sent(server)["messages"] == [
+        {"role": "user", "content": "My name is Ada."},
+        {"role": "assistant", "content": "Hi Ada."},
+        {"role": "user", "content": "What is my name?"},
+    ]
+
+
+def test_rerunning_a_cell_replaces_its_exchange(shell, server):
+    server.enqueue(Reply.answer(["A1"]), Reply.answer(["B1"]), Reply.answer(["A2"]))
+    cell(shell, "llama3.2 --chat", "first", "a")
+    cell(shell, "llama3.2 --chat", "second", "b")
+    cell(shell, "llama3.2 --chat", "first, edited", "a")  # the user edits cell a and re-runs it
+    # Only what came before cell a is context for its new run.
+    assert sent(server)["messages"] == [{"role": "user", "content": "first, edited"}]
+    history = shell.run_line_magic("ollama", "history")
+    assert isinstance(history, Conversation)
+    assert [(e.prompt, e.answer) for e in history.exchanges] == [
+        ("first, edited", "A2"),
+        ("second", "B1"),
+    ]
+
+
+def test_without_cell_ids_each_execution_is_its_own_turn(shell, server):
+    cell(shell, "llama3.2 --chat", "one")
+    cell(shell, "llama3.2 --chat", "two")
+    assert len(shell.run_line_magic("ollama", "history").exchanges) == 2
+
+
+def test_named_conversations_are_separate(shell, server):
+    cell(shell, "llama3.2 --chat math", "1+1", "m1")
+    cell(shell, "llama3.2 --chat poems", "a rose", "p1")
+    assert sent(server)["messages"] == [{"role": "user", "content": "a rose"}]
+    assert len(shell.run_line_magic("ollama", "history math").exchanges) == 1
+    assert len(shell.run_line_magic("ollama", "history poems").exchanges) == 1
+
+
+def test_failed_and_interrupted_turns_are_not_recorded(shell, server):
+    cell(shell, "llama3.2 --chat", "good", "g")
+    server.enqueue(Reply.answer(["par", "tial"], error="runner crashed"))
+    result = cell(shell, "llama3.2 --chat", "bad", "b")
+    assert not result.success
+    history = shell.run_line_magic("ollama", "history")
+    assert [e.prompt for e in history.exchanges] == ["good"]
+    # Re-running a cell whose new answer fails keeps its earlier, complete exchange.
+    server.enqueue(Reply.answer(["x"], hangup_after=0))
+    cell(shell, "llama3.2 --chat", "good again", "g")
+    assert [e.prompt for e in shell.run_line_magic("ollama", "history").exchanges] == ["good"]
+
+
+def test_system_message_belongs_to_the_conversation(shell, server):
+    cell(shell, "llama3.2 --chat --system 'You are terse.'", "hi", "s1")
+    cell(shell, "llama3.2 --chat", "again", "s2")
+    assert sent(server)["messages"][0] == {"role": "system", "content": "You are terse."}
+    cell(shell, "llama3.2 --chat --system 'You are verbose.'", "more", "s3")
+    assert sent(server)["messages"][0] == {"role": "system", "content": "You are verbose."}
+
+
+def test_reset_and_history_errors(shell, server, capsys):
+    cell(shell, "llama3.2 --chat", "hi", "r1")
+    shell.run_line_magic("ollama", "reset")
+    assert "1 exchange(s) forgotten" in capsys.readouterr().out
+    with pytest.raises(OllamaUsageError, match="no conversation 'default'"):
+        shell.run_line_magic("ollama", "history")
+
+
+def test_configured_default_conversation(shell, server):
+    shell.run_line_magic("config", "OllamaMagics.chat = 'main'")
+    cell(shell, "llama3.2", "one", "d1")
+    cell(shell, "llama3.2", "two", "d2")
+    assert len(sent(server)["messages"]) == 3
+    cell(shell, "llama3.2 --no-chat", "alone", "d3")
+    assert sent(server)["messages"] == [{"role": "user", "content": "alone"}]
+
+
+def test_history_renders_as_safe_markdown(shell, server):
+    server.enqueue(Reply.answer(["<b>bold</b>"]))
+    cell(shell, "llama3.2 --chat", "<script>x</script>", "h1")
+    markdown = shell.run_line_magic("ollama", "history")._repr_markdown_()
+    assert "<script>" not in markdown and "<b>" not in markdown
+
+
+def test_variables_are_interpolated_and_other_braces_are_not(shell, server):
+    shell.user_ns.update(city="Paris", data={"a": 1})
+    shell.run_cell("x = 40 + 2", store_history=True)
+    number = shell.execution_count - 1
+    body = (
+        "Weather in {city}? Data: {data}. Code: {In[N]} -> {Out[N]}\n"
+        "Literal: {nope} {'k': 1} {{city}} f'{x!r}' def f(): return {1, 2} $city"
+    ).replace("N", str(number))
+    assert cell(shell, "llama3.2", body).success
+    prompt = sent(server)["messages"][-1]["content"]
+    assert prompt.startswith("Weather in Paris? Data: {'a': 1}. Code: x = 40 + 2 -> {Out[")
+    assert "Literal: {nope} {'k': 1} {Paris} f'{x!r}' def f(): return {1, 2} $city" in prompt
+
+
+def test_out_reference(shell, server):
+    shell.run_cell("6 * 7", store_history=True)
+    number = shell.execution_count - 1
+    assert cell(shell, "llama3.2", f"Answer: {{Out[{number}]}}").success
+    assert sent(server)["messages"][-1]["content"] == "Answer: 42"
+
+
+def test_no_interpolate_sends_the_cell_as_typed(shell, server):
+    shell.user_ns["city"] = "Paris"
+    assert cell(shell, "llama3.2 --no-interpolate", "Weather in {city}?").success
+    assert sent(server)["messages"][-1]["content"] == "Weather in {city}?"
+
+
+def test_dry_run_sends_nothing(shell, server, capsys):
+    shell.user_ns["ollama_response"] = "kept"
+    assert cell(shell, "llama3.2 --dry-run -t 0.1 --system 'Be brief.'", "Hello").success
+    out = capsys.readouterr().out
+    assert "Dry run" in out and "/api/chat" in out and "curl -N" in out
+    assert '"temperature": 0.1' in out and "Be brief." in out
+    assert not [r for r in server.requests if r.path == "/api/chat"]
+    assert shell.user_ns["ollama_response"] == "kept"
+
+
+def test_line_magic_one_liner(shell, server, capsys):
+    shell.run_line_magic("ollama", "-t 0.5 llama3.2 What's the {unknown} capital of France?")
+    body = sent(server)
+    assert body["messages"] == [
+        {"role": "user", "content": "What's the {unknown} capital of France?"}
+    ]
+    assert body["options"] == {"temperature": 0.5}
+    assert shell.user_ns["ollama_response"].startswith("You said: What's")
+
+
+def test_line_magic_unknown_model_is_clear(shell, server):
+    result = shell.run_cell("%ollama nosuchmodel hello")
+    assert "ollama pull nosuchmodel" in str(result.error_in_exec)
+
+
+def test_images_from_file_and_variable(shell, server, tmp_path):
+    png = b"\x89PNG\r\n\x1a\nfake"
+    path = tmp_path / "cat.png"
+    path.write_bytes(png)
+    shell.user_ns["raw"] = b"bytes-image"
+    assert cell(shell, f"llama3.2 --image {path} -i raw", "What is this?").success
+    images = sent(server)["messages"][-1]["images"]
+    assert images == [base64.b64encode(png).decode(), base64.b64encode(b"bytes-image").decode()]
+
+
+def test_bad_image_is_a_usage_error(shell, server):
+    shell.user_ns["number"] = 3
+    for source in ("number", "/no/such/file.png"):
+        result = cell(shell, f"llama3.2 --image {source}", "What?")
+        assert isinstance(result.error_in_exec, OllamaUsageError)
+
+
+def test_format_json_and_parsing(shell, server):
+    server.enqueue(Reply.answer(['{"sky":', ' "blue"}']))
+    assert cell(shell, "llama3.2 --format json", "Colors?").success
+    assert sent(server)["format"] == "json"
+    assert shell.user_ns["ollama_response"].json() == {"sky": "blue"}
+
+
+def test_format_from_schema_variable_and_model_class(shell, server):
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    shell.user_ns["schema"] = schema
+
+    class Model:
+        @classmethod
+        def model_json_schema(cls):
+            return {"title": "Model", "type": "object"}
+
+    shell.user_ns["Model"] = Model
+    assert cell(shell, "llama3.2 --format schema", "n?").success
+    assert sent(server)["format"] == schema
+    assert cell(shell, "llama3.2 --format Model", "n?").success
+    assert sent(server)["format"] == {"title": "Model", "type": "object"}
+
+
+def test_json_parse_failure_keeps_text(shell, server):
+    server.enqueue(Reply.answer(["not json"]))
+    cell(shell, "llama3.2 --format json", "?")
+    answer = shell.user_ns["ollama_response"]
+    with pytest.raises(AnswerNotJSONError, match="not valid JSON"):
+        answer.json()
+    assert answer == "not json"
+
+
+def test_trace_in_terminal_prints_raw_lines(shell, server, capsys):
+    server.enqueue(Reply.answer(["a", "b"]))
+    assert cell(shell, "llama3.2 --trace", "x").success
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("+")]
+    assert len(lines) == 3  # two tokens and the final chunk, each with its arrival time
+    assert json.loads(lines[-1].split("  ", 1)[1])["done"] is True
+
+
+def test_config_report_names_sources(shell, server):
+    shell.run_line_magic("config", "OllamaMagics.model = 'llama3.2'")
+    report = shell.run_line_magic("ollama", "config")
+    rows = {name: (value, source) for name, value, source in report}
+    assert rows["model"] == ("llama3.2", "%config / ipython_config.py")
+    assert rows["host"] == (server.url, "OLLAMA_HOST environment variable")
+    assert rows["out"] == ("ollama_response", "default")
+    assert "| `model` | `llama3.2` |" in report._repr_markdown_()
