@@ -21,6 +21,7 @@ import urllib3
 from .errors import (
     ModelNotFoundError,
     OllamaConnectionError,
+    OllamaMagicError,
     OllamaResponseError,
     OllamaStreamError,
     ProtocolError,
@@ -109,6 +110,7 @@ class OllamaClient:
         # A proxy in HTTP_PROXY must not capture traffic to a local Ollama; NO_PROXY and the
         # proxy settings still apply to remote hosts.
         self.session.trust_env = not is_loopback(self.base_url)
+        self._names: tuple[float, frozenset[str]] | None = None
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -181,6 +183,31 @@ class OllamaClient:
                 f"{self.base_url}{path} answered with something that is not JSON: "
                 f"{_snippet(data)!r}. Is this an Ollama server?"
             ) from None
+
+    def model_names(self, *, max_age: float = 30.0, timeout: float = 2.0) -> frozenset[str]:
+        """Installed model names (``x:latest`` also as ``x``), cached for ``max_age`` seconds.
+
+        Failures count as "no models" for the same period, so callers that only want a hint
+        (completion, the one-line magic) never wait on a server that is down.
+        """
+        now = time.monotonic()
+        cached = self._names
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+        names: set[str] = set()
+        try:
+            data = self.request_json("GET", "/api/tags", timeout=timeout) or {}
+        except OllamaMagicError:
+            data = {}
+        for entry in data.get("models") or []:
+            if isinstance(entry, dict):
+                name = str(entry.get("name") or entry.get("model") or "")
+                if name:
+                    names.add(name)
+                    names.add(name.removesuffix(":latest"))
+        result = frozenset(names)
+        self._names = (now, result)
+        return result
 
     def stream_json(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The objects of any NDJSON endpoint (``/api/pull`` progress, ...), as dicts.

@@ -70,7 +70,7 @@ def split_arguments(line: str) -> list[str]:
         ) from None
 
 
-def split_line_prompt(line: str, parser: Any) -> tuple[list[str], str]:
+def split_line_prompt(line: str, parser: Any, with_model: bool = True) -> tuple[list[str], str]:
     """Split ``[options] MODEL prompt text`` into argv and the raw prompt.
 
     The prompt is taken verbatim (apostrophes and all): only the options and the model
@@ -81,6 +81,8 @@ def split_line_prompt(line: str, parser: Any) -> tuple[list[str], str]:
     >>> _ = p.add_argument("-t", type=float); _ = p.add_argument("-q", action="store_true")
     >>> split_line_prompt("-t 0.2 -q llama3.2 What's up, doc?", p)
     (['-t', '0.2', '-q', 'llama3.2'], "What's up, doc?")
+    >>> split_line_prompt("-q What's up?", p, with_model=False)
+    (['-q'], "What's up?")
     """
     stream = io.StringIO(line)
     lexer = shlex.shlex(stream, posix=True)
@@ -90,6 +92,11 @@ def split_line_prompt(line: str, parser: Any) -> tuple[list[str], str]:
     argv: list[str] = []
     try:
         while True:
+            rest = line[stream.tell() :].strip()
+            if not rest:
+                return argv, ""
+            if not rest.startswith("-") and not with_model:
+                return argv, rest  # the prompt starts here; never lex it (apostrophes)
             token = lexer.get_token()
             if token is None or token == lexer.eof:
                 return argv, ""
@@ -294,7 +301,14 @@ class OllamaMagics(Magics):
         if name in subcommands:
             rest = words[1] if len(words) > 1 else ""
             return subcommands[name](self._context(), split_arguments(rest))
-        argv, prompt = split_line_prompt(line, self.ollama.parser)
+        parser = self.ollama.parser
+        argv, prompt = split_line_prompt(line, parser)
+        if self.model and argv and not argv[-1].startswith("-"):
+            # With a default model, `%ollama Why is ...` is all prompt unless the first word
+            # names an installed model.
+            installed = self._context().client.model_names()
+            if argv[-1] not in installed:
+                argv, prompt = split_line_prompt(line, parser, with_model=False)
         self._ask(self._parse_args(argv), prompt)
         return None
 

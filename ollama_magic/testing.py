@@ -17,7 +17,8 @@ sleeping::
         ...  # point the client at server.url (or OLLAMA_HOST=server.host)
         assert server.requests[-1].json()["model"] == "llama3.2"
 
-Without a scripted reply the server echoes the prompt (``"You said: ..."``), validates
+Without a scripted reply the server echoes the prompt (``"You said: ..."``, or the JSON
+``{"you_said": ...}`` when the request asks for a ``format``), validates
 model names and ``think`` like Ollama does, and answers the small endpoints (``/``,
 ``/api/version``, ``/api/tags``, ``/api/ps``, ``/api/show``, ``/api/pull``).
 
@@ -963,7 +964,11 @@ class _Handler(BaseHTTPRequestHandler):
             reason = "unload" if keep_alive in (0, "0", "0s", "0m", "0h") else "load"
             final = {**_Renderer(call, None)._text(""), "done": True, "done_reason": reason}
             return self._send_json(200, final)
-        tokens = split_tokens("You said: " + call.prompt)
+        if call.request.get("format"):
+            # Structured output was asked for: answer with JSON, as a real model would.
+            tokens = split_tokens(json.dumps({"you_said": call.prompt}, ensure_ascii=False))
+        else:
+            tokens = split_tokens("You said: " + call.prompt)
         done_reason = "stop"
         options = call.request.get("options")
         limit = options.get("num_predict") if isinstance(options, dict) else None

@@ -96,3 +96,27 @@ def test_html_export_shows_answer_and_never_live_markup(server, tmp_path):
     assert "<script>window.pwned" not in html
     assert "<img src=x" not in html and '<img src="x"' not in html
     assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html
+
+
+def test_conversations_example_runs_cleanly(server, tmp_path):
+    out = tmp_path / "conversations.out.ipynb"
+    proc = run_command(
+        "run", "examples/conversations.ipynb", "-o", str(out), env={"OLLAMA_HOST": server.host}
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    nb = nbformat.read(out, as_version=4)
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
+    assert not errors
+    chats = [r.json() for r in server.requests if r.path == "/api/chat"]
+    # The second conversation turn carried the first one (system, user, assistant, user).
+    assert [m["role"] for m in chats[1]["messages"]] == ["system", "user", "assistant", "user"]
+    # Interpolation filled in variables and left other braces alone.
+    assert "describe Lisbon using these facts: {'population': 545000" in (
+        chats[2]["messages"][-1]["content"]
+    )
+    assert "{this}" in chats[2]["messages"][-1]["content"]
+    assert chats[3]["messages"][-1]["content"].endswith("f'{city}' in one sentence.")
+    # The dry run sent nothing: the next request is the JSON one.
+    assert chats[4]["format"] == "json"

@@ -234,3 +234,15 @@ def test_config_report_names_sources(shell, server):
     assert rows["host"] == (server.url, "OLLAMA_HOST environment variable")
     assert rows["out"] == ("ollama_response", "default")
     assert "| `model` | `llama3.2` |" in report._repr_markdown_()
+
+
+def test_line_magic_with_default_model_takes_all_words_as_prompt(shell, server):
+    shell.run_line_magic("config", "OllamaMagics.model = 'llama3.2'")
+    shell.run_line_magic("ollama", "Why is the sky blue?")
+    assert sent(server)["model"] == "llama3.2"
+    assert sent(server)["messages"][-1]["content"] == "Why is the sky blue?"
+    shell.run_line_magic("ollama", "qwen3:8b Why not?")  # an installed model is still a model
+    assert sent(server)["model"] == "qwen3:8b"
+    assert sent(server)["messages"][-1]["content"] == "Why not?"
+    shell.run_line_magic("ollama", "--no-think qwen3:8b And now?")
+    assert sent(server)["model"] == "qwen3:8b" and sent(server)["think"] is False
