@@ -17,10 +17,16 @@ __all__ = ["OllamaClient", "OllamaMagicError", "OllamaResponse", "__version__"]
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%ollama`` (called by ``%load_ext ollama_magic``)."""
+    from .completion import install
     from .magics import OllamaMagics
 
     ipython.register_magics(OllamaMagics)
+    magics = ipython.magics_manager.registry["OllamaMagics"]
+    install(ipython, lambda: magics._context().client, subcommands=magics._subcommands)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Nothing to undo beyond what IPython does itself."""
+    """Remove the tab completion hook (IPython keeps the magics registered)."""
+    from .completion import uninstall
+
+    uninstall(ipython)

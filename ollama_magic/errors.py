@@ -108,3 +108,9 @@ class AnswerNotJSONError(OllamaMagicError, ValueError):
     """``.json()`` was called on an answer that is not valid JSON."""
 
     title = "The answer is not JSON"
+
+
+class PullError(StreamErrorLine):
+    """Ollama reported an error while downloading a model (after the pull had started)."""
+
+    title = "The download failed"

@@ -19,7 +19,7 @@ from .conversation import Conversation, Conversations, Exchange
 from .errors import Interrupted, OllamaMagicError, OllamaUsageError
 from .events import AnswerDelta, Done, ThinkingDelta
 from .host import resolve_host
-from .manage import SUBCOMMANDS
+from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
 from .prompt import dry_run_markdown, encode_image, interpolate, resolve_format
 from .result import OllamaResponse
 from .view import View, choose_view
@@ -213,6 +213,7 @@ class OllamaMagics(Magics):
         metavar="PATH|VAR",
         help="Image for a vision model (repeatable): a file, bytes, PIL image or figure.",
     )
+    @argument("--pull", action="store_true", help="Download the model first if it is missing.")
     @argument("--no-interpolate", action="store_true", help="Send the prompt exactly as typed.")
     @argument("--dry-run", action="store_true", help="Show the request (and curl); send nothing.")
     @argument("--trace", action="store_true", help="Also show the raw stream lines as they come.")
@@ -293,9 +294,11 @@ class OllamaMagics(Magics):
         subcommands = self._subcommands()
         if not words:
             raise OllamaUsageError(
-                "Say what to do: `%ollama MODEL your question`, or one of the subcommands: "
-                + ", ".join(sorted(subcommands))
-                + ". For a longer prompt use the cell magic `%%ollama MODEL`."
+                "Say what to do: `%ollama MODEL your question` (for a longer prompt use the "
+                "cell magic `%%ollama MODEL`), or a subcommand: "
+                + describe_subcommands()
+                + "; history [NAME]: show a conversation; reset [NAME]: forget it; "
+                "config: show the settings."
             )
         name = words[0]
         if name in subcommands:
@@ -383,6 +386,8 @@ class OllamaMagics(Magics):
             return
         try:
             request = self._build_request(args, cell)
+            if args.pull:
+                ensure_model(self._context(args.host), request["body"]["model"])
         except OllamaMagicError as exc:
             self.shell.user_ns[out_name] = OllamaResponse(error=exc)
             raise

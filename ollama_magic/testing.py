@@ -42,7 +42,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, TypeAlias
 from urllib.parse import urlsplit
@@ -589,6 +589,25 @@ def _decode(body: bytes, go_type: str) -> tuple[dict[str, Any], str | None]:
     return value, None
 
 
+_FOREVER = 10**10  # seconds: Ollama reports a negative keep_alive as a far-future expiry
+_DURATION_PART = re.compile(r"(-?\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+def _keep_alive_seconds(value: Any) -> float:
+    """Seconds a model stays loaded for a request's ``keep_alive`` (number or Go duration)."""
+    if value is None:
+        return 300.0
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        parts = _DURATION_PART.findall(str(value).strip())
+        if not parts:
+            return 300.0
+        seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+    return _FOREVER if seconds < 0 else seconds
+
+
 def _canonical(name: str) -> str:
     return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
@@ -850,7 +869,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/api/tags":
             self._send_json(200, {"models": [self._tag(name) for name in self.server.fake.models]})
         elif path == "/api/ps":
-            self._send_json(200, {"models": []})
+            self._send_json(200, {"models": self.server.fake._ps_rows()})
         elif path == "/api/show":
             self._show(body)
         elif path == "/api/pull":
@@ -860,6 +879,8 @@ class _Handler(BaseHTTPRequestHandler):
             go_type = "ChatRequest" if endpoint == "chat" else "GenerateRequest"
             request, error = _decode(body, go_type)
             call = _Call(endpoint, request, error)
+            if not error:
+                self.server.fake._note_use(call.model, request.get("keep_alive"))
             reply = self.server.fake._next_reply()
             if reply is None:
                 self._default(call)
@@ -1076,6 +1097,7 @@ class FakeOllama:
         self._requests: list[RecordedRequest] = []
         self._hangups = 0
         self._changed = threading.Condition()
+        self._loaded: dict[str, datetime] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -1175,6 +1197,44 @@ class FakeOllama:
             self._queue.clear()
             self._requests.clear()
             self._hangups = 0
+
+    @property
+    def loaded(self) -> dict[str, datetime]:
+        """Models in memory (as ``/api/ps`` lists them) and when each would be unloaded."""
+        now = datetime.now(timezone.utc)
+        with self._changed:
+            return {name: until for name, until in self._loaded.items() if until > now}
+
+    def _note_use(self, name: str, keep_alive: Any) -> None:
+        """A chat/generate request loads the model for ``keep_alive`` (default 5 minutes)."""
+        if not self.has_model(name):
+            return
+        seconds = _keep_alive_seconds(keep_alive)
+        with self._changed:
+            if seconds == 0:
+                self._loaded.pop(_canonical(name), None)
+            else:
+                self._loaded[_canonical(name)] = datetime.now(timezone.utc) + timedelta(
+                    seconds=seconds
+                )
+
+    def _ps_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for name, until in sorted(self.loaded.items(), key=lambda item: item[1], reverse=True):
+            tag = _Handler._tag(name)
+            rows.append(
+                {
+                    "name": name,
+                    "model": name,
+                    "size": tag["size"],
+                    "digest": tag["digest"],
+                    "details": tag["details"],
+                    "expires_at": until.isoformat().replace("+00:00", "Z"),
+                    "size_vram": tag["size"],
+                    "context_length": 4096,
+                }
+            )
+        return rows
 
     def has_model(self, name: str) -> bool:
         """Whether ``name`` is installed (``x`` and ``x:latest`` are the same model)."""

@@ -423,13 +423,13 @@ class LiveView:
             self._handle.update(data, metadata=metadata, raw=True)
         else:
             self._display(data, metadata=metadata, raw=True)
-        _close_tree(self._box)
+        close_tree(self._box)
 
 
-def _close_tree(widget: Any) -> None:
+def close_tree(widget: Any) -> None:
     """Close a widget with its children, layout and style, so no widget state is left behind."""
     for child in getattr(widget, "children", ()):
-        _close_tree(child)
+        close_tree(child)
     for part in ("layout", "style"):
         sub = getattr(widget, part, None)
         if sub is not None:

@@ -203,7 +203,8 @@ def test_cell_ids_from_the_front_end_key_conversation_turns(kernel, fake):
     for cell_id, prompt in (("a", "first"), ("b", "second"), ("a", "first, edited")):
         run = kernel.execute(f"%%ollama llama3.2 --chat k\n{prompt}", cell_id=cell_id)
         assert run.status == "ok"
-    assert kernel.value("[(e.prompt, e.answer) for e in get_ipython().run_line_magic('ollama', 'history k').exchanges]") == [
+    history = "get_ipython().run_line_magic('ollama', 'history k').exchanges"
+    assert kernel.value(f"[(e.prompt, e.answer) for e in {history}]") == [
         ("first, edited", "A2"),
         ("second", "B1"),
     ]
