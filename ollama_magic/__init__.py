@@ -18,9 +18,11 @@ __all__ = ["OllamaClient", "OllamaMagicError", "OllamaResponse", "__version__"]
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%ollama`` (called by ``%load_ext ollama_magic``)."""
     from .completion import install
-    from .magics import OllamaMagics
+    from .magics import OllamaMagics, keep_question_marks
 
     ipython.register_magics(OllamaMagics)
+    if keep_question_marks not in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.append(keep_question_marks)
     magics = ipython.magics_manager.registry["OllamaMagics"]
     install(ipython, lambda: magics._context().client, subcommands=magics._subcommands)
 
@@ -28,5 +30,8 @@ def load_ipython_extension(ipython: Any) -> None:
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the tab completion hook (IPython keeps the magics registered)."""
     from .completion import uninstall
+    from .magics import keep_question_marks
 
     uninstall(ipython)
+    if keep_question_marks in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.remove(keep_question_marks)

@@ -6,6 +6,7 @@ import io
 import json
 import keyword
 import os
+import re
 import shlex
 from typing import Any
 
@@ -121,6 +122,31 @@ def split_line_prompt(line: str, parser: Any, with_model: bool = True) -> tuple[
         raise OllamaUsageError(
             f"Could not split the magic line ({exc}); check the quotes."
         ) from None
+
+
+_ONE_LINER = re.compile(r"^(\s*)%ollama\s+(\S.*\?)\s*$")
+
+
+def keep_question_marks(lines: list[str]) -> list[str]:
+    r"""Input transformer: ``%ollama MODEL Why is the sky blue?`` is a question, not a help request.
+
+    IPython reads a line ending in ``?`` as "show help for the last name", so a one-line
+    prompt that ends with a question mark would never reach the magic. This turns such lines
+    into an explicit magic call first (``%ollama?`` itself, with nothing after it, still shows
+    the help).
+
+    >>> keep_question_marks(["%ollama llama3.2 Why is it blue?\n", "x = 1\n"])
+    ["get_ipython().run_line_magic('ollama', 'llama3.2 Why is it blue?')\n", 'x = 1\n']
+    """
+    result = []
+    for line in lines:
+        match = _ONE_LINER.match(line)
+        if match:
+            indent, rest = match.groups()
+            ending = "\n" if line.endswith("\n") else ""
+            line = f"{indent}get_ipython().run_line_magic('ollama', {rest!r}){ending}"
+        result.append(line)
+    return result
 
 
 @magics_class

@@ -246,3 +246,9 @@ def test_line_magic_with_default_model_takes_all_words_as_prompt(shell, server):
     assert sent(server)["messages"][-1]["content"] == "Why not?"
     shell.run_line_magic("ollama", "--no-think qwen3:8b And now?")
     assert sent(server)["model"] == "qwen3:8b" and sent(server)["think"] is False
+
+
+def test_one_liner_ending_in_question_mark_is_a_prompt_not_help(shell, server):
+    result = shell.run_cell("%ollama llama3.2 What's 2 + 2, and why is the sky blue?")
+    assert result.success
+    assert sent(server)["messages"][-1]["content"] == "What's 2 + 2, and why is the sky blue?"
