@@ -1,7 +1,695 @@
-"""Safe Markdown (placeholder until the full escaper lands)."""
+"""Make untrusted model output safe to publish as ``text/markdown`` in a notebook.
+
+A model's answer is attacker-controlled (prompt injection), yet it should render as Markdown:
+headings, lists, tables, math and code must look as intended. JupyterLab, nbconvert and GitHub
+all let raw HTML through Markdown, and a notebook trusts the outputs it produced itself, so any
+tag that survives is live. ``safe_markdown`` therefore rewrites only what could become markup:
+
+* outside code, ``<`` before a letter, ``/``, ``!`` or ``?`` becomes ``&lt;`` and ``&`` before a
+  letter or ``#`` becomes ``&amp;``. Nothing else can start a tag, comment or character
+  reference, so ``a < b`` and ``x &= 1`` (common in math) stay as written;
+* link destinations with a ``javascript:``, ``vbscript:``, ``data:`` or ``file:`` scheme get an
+  ``unsafe:`` prefix;
+* code is left alone, because code is already shown as text and ``&lt;`` would appear literally.
+
+The danger is in deciding what is code. If this module treats text as code that a renderer
+treats as Markdown, raw HTML goes through. So code is trusted only where every renderer must
+agree, and anything in doubt is escaped (a stray ``&lt;`` in code is ugly; live HTML is not):
+
+* a fence counts only at the top level (up to three spaces). A fence line inside a list or quote,
+  an indented one, or a line that one renderer may read as a closing fence and another not,
+  stops all fence handling for the rest of the text;
+* an inline code span counts only if it sits on one line and nothing before it in the paragraph
+  can pair its backticks differently: no unmatched backtick run, no link destination or title
+  with a backtick, no ``|`` (table cells split before code spans);
+* math preprocessors (JupyterLab's ``removeMath``, nbconvert's math block parser, markdown-it
+  math plugins) cut ``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]`` and
+  ``\\begin..\\end`` out of the text *before* Markdown sees it. Code that such a region could
+  start or end in, or be swallowed by whole and pasted raw or into an HTML attribute, is not
+  trusted.
+"""
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["safe_markdown"]
+
+_EOL = re.compile(r"\r\n|\r|\n")
+_TICKS = re.compile(r"`+")
+_LINK_TAIL = re.compile(r"\](?=[(:])")  # "](" starts a link tail, "]:" a reference definition
+# marked and mistune turn these into links that run to the next space or "<", backticks included.
+_BARE_URL = re.compile(r"https?://|ftp://|www\.", re.IGNORECASE)
+_URL_END = re.compile(r"[ \t\n\r\f\v<]")
+_SPECIAL = re.compile(r'[<&"]')
+_SPAN_BREAKERS = re.compile("[|\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+_SKIP_TO_DEST = re.compile(r"[\s>]*")  # whitespace and quote markers before a destination
+_SPACE = re.compile(r"\s*")
+_NOT_SPACE = re.compile(r"\S*")
+_DEST_END = re.compile(r"[\x00-\x20\x7f]")
+# Anything that can open or close a math region in some renderer (a superset on purpose).
+_MATH = re.compile(r"\$|\\[()\[\]]|\\(?:begin|end)\{")
+_TAG_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ/!?")
+_REF_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ#")
+_UNSAFE_SCHEMES = ("javascript:", "vbscript:", "data:", "file:")
+_SCHEME_PREFIXES = frozenset(s[:i] for s in _UNSAFE_SCHEMES for i in range(1, len(s) + 1))
+_INFO_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", '"': "&quot;", "$": "&#36;", "\\": "&#92;"}
+)
+
+_TEXT, _OPEN, _CODE, _CLOSE = range(4)
+
 
 def safe_markdown(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;")
+    """Markdown that renders `text` as the model meant it, with any raw HTML shown as text.
+
+    >>> safe_markdown("Use <b>bold</b> & `List<int>` if a < b.")
+    'Use &lt;b>bold&lt;/b> & `List<int>` if a < b.'
+    >>> safe_markdown("[click](javascript:alert(1))")
+    '[click](unsafe:javascript:alert(1))'
+    """
+    if not text:
+        return text
+    doc = _Document(text)
+    out: list[str] = []
+    for index, content in enumerate(doc.contents):
+        kind = doc.kinds[index]
+        if kind == _TEXT:
+            out.append(doc.text_out[index])
+            continue
+        if kind == _OPEN:
+            info = doc.fence_of[index].info
+            content = content[:info] + content[info:].translate(_INFO_ESCAPES)
+        out.append(content + doc.eols[index])
+    return "".join(out)
+
+
+@dataclass
+class _Fence:
+    """A fenced code block that every renderer agrees on (lines ``open``..``end``)."""
+
+    open: int
+    info: int  # where the info string starts in the opening line
+    end: int
+
+
+class _Document:
+    """The text split into lines, each classified as text, fence or code, then escaped."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts: list[int] = []
+        self.contents: list[str] = []
+        self.eols: list[str] = []
+        pos = 0
+        for match in _EOL.finditer(text):
+            self._add_line(pos, text[pos : match.start()], match.group())
+            pos = match.end()
+        if pos < len(text):
+            self._add_line(pos, text[pos:], "")
+
+        self.stretch = _stretches(self.contents)
+        self.kinds, fences = _classify(text, self.starts, self.contents)
+        self.fence_of = {i: f for f in fences for i in range(f.open, f.end + 1)}
+        cut = self._math_cut(fences)
+        if cut is not None:
+            self.kinds[cut:] = [_TEXT] * (len(self.kinds) - cut)
+            fences = [f for f in fences if f.open < cut]
+            self.fence_of = {i: f for f in fences for i in range(f.open, f.end + 1)}
+        self.text_out: dict[int, str] = {}
+        self._escape_text()
+
+    def _add_line(self, start: int, content: str, eol: str) -> None:
+        self.starts.append(start)
+        self.contents.append(content)
+        self.eols.append(eol)
+
+    def _line_end(self, index: int) -> int:
+        return self.starts[index] + len(self.contents[index])
+
+    def _text_lines(self) -> Iterable[int]:
+        return (i for i, kind in enumerate(self.kinds) if kind == _TEXT)
+
+    def _block_math(self) -> _Intervals:
+        """Where a math block parser may cut out text (nbconvert crosses blank lines and fences).
+
+        Every ``$$``, ``\\[`` or ``\\begin{name}`` in text may open a region that ends at the next
+        matching closer anywhere in the document, or at its end if there is none.
+        """
+        text = self.text
+        doubles = [m.start() for m in re.finditer(r"(?<!\\)(?=\$\$)", text)]
+        single_close = [m.start() for m in re.finditer(r"(?=\\\])", text)]
+        double_close = [m.start() for m in re.finditer(r"(?=\\\\\])", text)]
+        env_close: dict[str, list[int]] = {}
+        for m in re.finditer(r"\\end\{([^}\r\n]*)\}", text):
+            env_close.setdefault(m.group(1), []).append(m.end())
+        spans = []
+
+        def after(ends: list[int], at: int, width: int) -> int:
+            k = bisect_left(ends, at)
+            return ends[k] + width if k < len(ends) else len(text)
+
+        for i in self._text_lines():
+            line, base = self.contents[i], self.starts[i]
+            for m in re.finditer(r"(?=\$\$)|(?=\\\[)|\\begin\{([^}\r\n]*)\}", line):
+                at = base + m.start()
+                if m.group(1) is not None:
+                    spans.append((at, after(env_close.get(m.group(1), []), at, 0)))
+                elif line.startswith("$$", m.start()):
+                    spans.append((at, after(doubles, at + 2, 2)))
+                else:
+                    spans.append((max(at - 1, 0), after(single_close, at + 2, 2)))
+                    spans.append((max(at - 1, 0), after(double_close, at + 2, 3)))
+        return _Intervals(spans)
+
+    def _math_cut(self, fences: list[_Fence]) -> int | None:
+        """The first line of the first fence that a math region could tear apart, if any."""
+        if not fences:
+            return None
+        text_math: set[int] = set()
+        zone_math: list[set[int]] = [set() for _ in fences]
+        index_of = {id(f): n for n, f in enumerate(fences)}
+        for i, content in enumerate(self.contents):
+            kind = self.kinds[i]
+            if kind == _CLOSE:
+                continue
+            if kind == _TEXT:
+                if _MATH.search(content):
+                    text_math.add(self.stretch[i])
+                continue
+            fence = self.fence_of[i]
+            part = content[fence.info :] if kind == _OPEN else content
+            if _MATH.search(part):
+                zone_math[index_of[id(fence)]].add(self.stretch[i])
+        shared = Counter(s for stretches in zone_math for s in stretches)
+        block_math = self._block_math()
+        bounds = self._math_bounds()
+        for fence, stretches in zip(fences, zone_math, strict=True):
+            start, end = self.starts[fence.open], self._line_end(fence.end)
+            torn = any(s in text_math or shared[s] > 1 for s in stretches)
+            swallowed = self._has_quote(fence) and bounds.encloses(
+                self.stretch[fence.open], self.stretch[fence.end], start, end
+            )
+            if torn or swallowed or block_math.overlaps(start, end):
+                return fence.open
+        return None
+
+    def _has_quote(self, fence: _Fence) -> bool:
+        """Whether the block holds a raw ``"`` (the info string's are escaped)."""
+        return any('"' in self.contents[i] for i in range(fence.open + 1, fence.end + 1))
+
+    def _math_bounds(self) -> _MathBounds:
+        bounds = _MathBounds()
+        for m in _MATH.finditer(self.text):
+            line = bisect_right(self.starts, m.start()) - 1
+            bounds.add(self.stretch[line], m.start())
+        return bounds
+
+    def _escape_text(self) -> None:
+        """Escape every text line, one scope of lines at a time."""
+        block_math = self._block_math()
+        bounds = self._math_bounds()
+        groups: dict[int, list[int]] = {}
+        if block_math:
+            # A block math region may join paragraphs across blank lines: pair over everything.
+            groups[0] = list(self._text_lines())
+        else:
+            # JupyterLab's math regions stop at blank lines but may swallow a fence whole.
+            for i in self._text_lines():
+                groups.setdefault(self.stretch[i], []).append(i)
+        for lines in groups.values():
+            _Scope(self, lines, block_math, bounds).escape()
+
+
+def _stretches(contents: list[str]) -> list[int]:
+    """Number the runs of lines between blank lines (nothing in Markdown or math crosses one,
+    except nbconvert's block math, handled apart)."""
+    ids, current = [], 0
+    for content in contents:
+        if not content.strip(" \t"):
+            current += 1
+        ids.append(current)
+    return ids
+
+
+def _classify(text: str, starts: list[int], contents: list[str]) -> tuple[list[int], list[_Fence]]:
+    """Mark the lines of fenced code blocks that all renderers agree on; the rest is text.
+
+    The opening line must be at the top level (0-3 spaces). Its block may still lie in a list
+    item, which ends at a less indented line; so a line less indented than the opening fence,
+    or a line that closes the block for some renderers only, makes everything after it text.
+    marked lets a fence interrupt a paragraph only if a line break follows it, so an opening
+    fence on an unterminated last line is not trusted either, nor one that a reference
+    definition or definition list may have swallowed.
+    """
+    last = len(contents) - 1 if text.endswith(("\n", "\r")) else len(contents) - 2
+    swallowers = _Swallowers(text)
+    kinds = [_TEXT] * len(contents)
+    fences: list[_Fence] = []
+    current: tuple[str, int, int, _Fence] | None = None
+    for index, line in enumerate(contents):
+        if current is None:
+            indent = len(line) - len(line.lstrip(" "))
+            found = _fence_at(line, indent) if indent <= 3 else None
+            swallowed = swallowers.feed(line, starts[index])
+            # mistune reads a line with "|" right after a table as one more table row.
+            if found and "|" not in line and index <= last and not swallowed:
+                char, length, info = found
+                fence = _Fence(index, info, index)
+                fences.append(fence)
+                kinds[index] = _OPEN
+                current = (char, length, indent, fence)
+            elif _fence_like(line):
+                return kinds, fences
+            continue
+        char, length, indent, fence = current
+        body = line.lstrip(" \t")
+        if body:
+            lead = line[: len(line) - len(body)]
+            column = _columns(lead)
+            run = len(body) - len(body.lstrip(char))
+            if run >= length and not body[run:].strip(" \t`~"):
+                if indent <= column <= 3 and "\t" not in lead and not body[run:].strip(" "):
+                    kinds[index] = _CLOSE
+                    fence.end = index
+                    current = None
+                    continue
+                if column <= indent + 3:  # closes the block for some renderers only
+                    return kinds, fences
+            elif column < indent:  # may have left the list item that holds the block
+                return kinds, fences
+        kinds[index] = _CODE
+        fence.end = index
+    return kinds, fences
+
+
+def _fence_at(line: str, i: int) -> tuple[str, int, int] | None:
+    """(fence char, fence length, info start) if a code fence opens at ``line[i]``."""
+    if i >= len(line) or line[i] not in "`~":
+        return None
+    char = line[i]
+    j = i
+    while j < len(line) and line[j] == char:
+        j += 1
+    if j - i < 3 or (char == "`" and line.find("`", j) != -1):
+        return None
+    return char, j - i, j
+
+
+def _fence_like(line: str) -> bool:
+    """Whether a fence opens on this line behind indentation or container markers.
+
+    Besides quotes and list items this covers task boxes, definition lists (``: ``, mistune)
+    and footnotes (``[^1]: ``), each of which may hold a fenced block.
+    """
+    return _fence_at(line, _container_end(line, boxes=True)) is not None
+
+
+def _container_end(line: str, boxes: bool = False) -> int:
+    """Where a line's content starts behind indentation and quote or list markers (liberally)."""
+    i, n = 0, len(line)
+    while i < n:
+        ch = line[i]
+        if ch in " \t>-+*:":
+            i += 1
+        elif ch == "[" and boxes:
+            close = line.find("]", i)
+            if close == -1 or not (line.startswith("[^", i) or close - i == 2):
+                break
+            i = close + 1
+        elif "0" <= ch <= "9":
+            j = i
+            while j < n and j - i < 9 and "0" <= line[j] <= "9":
+                j += 1
+            if j >= n or line[j] not in ".)":
+                break
+            i = j + 1
+        else:
+            break
+    return i
+
+
+_DD_START = re.compile(r" {0,3}:(?:[ \t]|$)")
+
+
+class _Swallowers:
+    """Block constructs that marked or mistune let run over a following fence line.
+
+    A reference definition's label, destination and title may each continue on later lines,
+    and a mistune definition-list item runs on to a blank line (and past it, for indented
+    lines). A fence inside either is no fence for that renderer.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.opening = _unescaped(text, "[")
+        self.closing = _unescaped(text, "]")
+        self.quotes = {q: _unescaped(text, q) for q in "\"')"}
+        self.reference_end = -1
+        self.definition = False
+        self.after_blank = False
+
+    def feed(self, line: str, start: int) -> bool:
+        """Take the next line outside code; whether it may belong to such a construct."""
+        if not line.strip(" \t"):
+            self.after_blank = True
+            return False
+        if _DD_START.match(line):
+            self.definition = True
+        elif self.after_blank and not line.startswith((" ", "\t")):
+            self.definition = False
+        self.after_blank = False
+        inside = self.definition or start < self.reference_end
+        i = _container_end(line)
+        if line.startswith("[", i):
+            self.reference_end = max(self.reference_end, self._reference_end(start + i))
+        return inside
+
+    def _reference_end(self, at: int) -> int:
+        """End of a possible reference definition opening at ``text[at]``, else -1."""
+        text = self.text
+        k = bisect_right(self.closing, at)
+        if k == len(self.closing):
+            return -1
+        close = self.closing[k]
+        j = bisect_right(self.opening, at)
+        if (j < len(self.opening) and self.opening[j] < close) or text[
+            close + 1 : close + 2
+        ] != ":":
+            return -1
+        dest = _SPACE.match(text, close + 2).end()
+        m = _NOT_SPACE.match(text, dest)
+        end = m.end()
+        title = _SPACE.match(text, end).end()
+        if title < len(text) and text[title] in "\"'(":
+            closers = self.quotes[")" if text[title] == "(" else text[title]]
+            k = bisect_right(closers, title)
+            if k < len(closers):
+                end = closers[k] + 1
+        return end
+
+
+def _unescaped(text: str, char: str) -> list[int]:
+    """Positions of ``char`` not escaped by an odd run of backslashes."""
+    found = []
+    for m in re.finditer(re.escape(char), text):
+        i = back = m.start()
+        while back > 0 and text[back - 1] == "\\":
+            back -= 1
+        if (i - back) % 2 == 0:
+            found.append(i)
+    return found
+
+
+def _columns(lead: str) -> int:
+    """Width of leading whitespace with tab stops of four, as CommonMark counts it."""
+    column = 0
+    for ch in lead:
+        column += 4 - column % 4 if ch == "\t" else 1
+    return column
+
+
+class _Intervals:
+    """Sorted, merged half-open ranges with an overlap test."""
+
+    def __init__(self, spans: Iterable[tuple[int, int]]) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        for start, end in sorted(spans):
+            if self.ends and start <= self.ends[-1]:
+                self.ends[-1] = max(self.ends[-1], end)
+            else:
+                self.starts.append(start)
+                self.ends.append(end)
+
+    def __bool__(self) -> bool:
+        return bool(self.starts)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        k = bisect_right(self.ends, start)
+        return k < len(self.starts) and self.starts[k] < end
+
+
+class _MathBounds:
+    """First and last math delimiter of each stretch: a region can only lie between them."""
+
+    def __init__(self) -> None:
+        self.first: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+
+    def add(self, stretch: int, pos: int) -> None:
+        self.first.setdefault(stretch, pos)
+        self.last[stretch] = pos
+
+    def encloses(self, stretch: int, end_stretch: int, start: int, end: int) -> bool:
+        """Whether a math region may contain all of ``[start, end)``."""
+        return (
+            stretch == end_stretch
+            and stretch in self.first
+            and self.first[stretch] < start
+            and self.last[stretch] >= end
+        )
+
+
+class _Scope:
+    """Text lines that may end up in one paragraph, escaped together.
+
+    Code spans pair backticks across a whole paragraph, so pairing is done over the scope and a
+    span is trusted only while the pairing cannot differ between renderers.
+    """
+
+    def __init__(
+        self, doc: _Document, lines: list[int], block_math: _Intervals, bounds: _MathBounds
+    ) -> None:
+        self.doc = doc
+        self.lines = lines
+        self.block_math = block_math
+        self.bounds = bounds
+        self.offsets: list[int] = []
+        parts = []
+        total = 0
+        for i in lines:
+            self.offsets.append(total)
+            piece = doc.contents[i] + doc.eols[i]
+            parts.append(piece)
+            total += len(piece)
+        self.s = "".join(parts)
+        self.runs = [(m.start(), m.end()) for m in _TICKS.finditer(self.s)]
+        self.run_starts = [start for start, _ in self.runs]
+        self.brackets = _unescaped(self.s, "[")
+
+    def _global(self, pos: int) -> tuple[int, int]:
+        """(line index, position in the whole text) of a position in the scope."""
+        k = bisect_right(self.offsets, pos) - 1
+        line = self.lines[k]
+        return line, self.doc.starts[line] + pos - self.offsets[k]
+
+    def escape(self) -> None:
+        s = self.s
+        tails = [m.start() + 1 for m in _LINK_TAIL.finditer(s)]
+        spans = self._code_spans(tails)
+        edits: list[tuple[int, int, str]] = []
+        for at in tails:
+            dest = _SKIP_TO_DEST.match(s, at + 1).end()
+            if _unsafe_scheme(s, dest):
+                edits.append((dest, dest, "unsafe:"))
+        pos = 0
+        for start, end in spans:
+            self._escape_range(pos, start, edits)
+            pos = end
+        self._escape_range(pos, len(s), edits)
+        self._apply(sorted(edits))
+
+    def _code_spans(self, tails: list[int]) -> list[tuple[int, int]]:
+        """Trusted code spans in CommonMark's left-to-right pairing, up to the first doubt.
+
+        Link tails and bare URLs that start before a backtick may swallow it in some renderer,
+        so one that holds a backtick ends the trust.
+        """
+        s, runs = self.s, self.runs
+        by_length: dict[int, list[int]] = {}
+        for n, (start, end) in enumerate(runs):
+            by_length.setdefault(end - start, []).append(n)
+        tail = _TailScanner(s, self.run_starts)
+        hazards = sorted(
+            [(at, True) for at in tails] + [(m.start(), False) for m in _BARE_URL.finditer(s)]
+        )
+        spans: list[tuple[int, int]] = []
+        pos = 0
+        r = t = 0
+        while r < len(runs) or t < len(hazards):
+            if t < len(hazards) and (r >= len(runs) or hazards[t][0] < runs[r][0]):
+                at, is_tail = hazards[t]
+                t += 1
+                if at >= pos and (tail.has_backtick(at) if is_tail else tail.url_has_backtick(at)):
+                    return spans
+                continue
+            start, end = runs[r]
+            n = r
+            r += 1
+            if start < pos:
+                continue
+            back = start
+            while back > pos and s[back - 1] == "\\":
+                back -= 1
+            opener = start + (start - back) % 2  # a backslash escapes the first backtick
+            if opener == end:
+                continue
+            if s[opener - 1 : opener] == "~":
+                return spans  # marked reads "~`" as one run of literal text
+            same = by_length.get(end - opener, [])
+            k = bisect_right(same, n)
+            if k == len(same):
+                continue  # no closer: the backticks are literal text
+            close_start, close_end = runs[same[k]]
+            if not self._trusted(pos, opener, end, close_start, close_end):
+                return spans
+            spans.append((opener, close_end))
+            pos = close_end
+        return spans
+
+    def _trusted(self, text: int, opener: int, content: int, close: int, end: int) -> bool:
+        """Whether every renderer, math preprocessing included, reads this exact code span.
+
+        ``s[text:opener]`` is the text before it, back to the previous span.
+        """
+        inner = self.s[content:close]
+        # Line breaks (as str.splitlines sees them: mistune splits with it), table pipes,
+        # mistune's "~~" and math delimiters all let a renderer end or start something else
+        # inside the span.
+        if _SPAN_BREAKERS.search(inner) or "~~" in inner or _MATH.search(inner):
+            return False
+        # marked hides code from emphasis by pairing single backticks, which misses longer
+        # delimiters and backticks inside: a "*", "_" or "~" there may close an emphasis.
+        if (content - opener > 1 or "`" in inner) and any(c in inner for c in "*_~"):
+            return False
+        # marked's link labels pair backticks naively, so a "[" before may close inside.
+        k = bisect_left(self.brackets, text)
+        if "]" in inner and k < len(self.brackets) and self.brackets[k] < opener:
+            return False
+        line, start = self._global(opener)
+        stop = start + end - opener
+        if self.block_math.overlaps(start, stop):
+            return False
+        stretch = self.doc.stretch[line]
+        return '"' not in inner or not self.bounds.encloses(stretch, stretch, start, stop)
+
+    def _escape_range(self, start: int, end: int, edits: list[tuple[int, int, str]]) -> None:
+        """Edits that turn ``s[start:end]`` (not code) into text that cannot become markup."""
+        s = self.s
+        for m in _SPECIAL.finditer(s, start, end):
+            i = m.start()
+            ch = s[i]
+            after = s[i + 1] if i + 1 < len(s) else ""
+            if ch == "<":
+                if after not in _TAG_START:
+                    continue
+                replacement = "&lt;"
+            elif ch == "&":
+                if after not in _REF_START:
+                    continue
+                replacement = "&amp;"
+            else:
+                line, at = self._global(i)
+                stretch = self.doc.stretch[line]
+                if not self.bounds.encloses(stretch, stretch, at, at + 1):
+                    continue
+                replacement = "&quot;"  # JupyterLab pastes math into attributes unescaped
+            back = i
+            while back > start and s[back - 1] == "\\":
+                back -= 1
+            # "\<" already meant a literal "<": the entity says the same without the backslash.
+            first = i - 1 if (i - back) % 2 else i
+            edits.append((first, i + 1, replacement))
+
+    def _apply(self, edits: list[tuple[int, int, str]]) -> None:
+        s, doc = self.s, self.doc
+        k = 0
+        bounds = [*self.offsets, len(s)]
+        for n, line in enumerate(self.lines):
+            lo, hi = bounds[n], bounds[n + 1]
+            parts = []
+            pos = lo
+            while k < len(edits) and edits[k][0] < hi:
+                start, end, replacement = edits[k]
+                parts.append(s[pos:start])
+                parts.append(replacement)
+                pos = end
+                k += 1
+            parts.append(s[pos:hi])
+            doc.text_out[line] = "".join(parts)
+
+
+class _TailScanner:
+    """Whether a link tail (destination and title) may hide a backtick from code-span pairing.
+
+    A renderer that sees a link consumes backticks in its tail; one that does not sees code
+    span delimiters. The scan covers at least as much as any renderer's tail could.
+    """
+
+    def __init__(self, s: str, run_starts: list[int]) -> None:
+        self.s = s
+        self.run_starts = run_starts
+        self.unescaped = {q: _unescaped(s, q) for q in "\"')"}
+        self.url_stops = [m.start() for m in _URL_END.finditer(s)]
+        self.word = (0, 0)  # [lo, hi) holds no whitespace, s[hi] is whitespace
+        self.ends: dict[int, int] = {}
+
+    def url_has_backtick(self, at: int) -> bool:
+        k = bisect_left(self.url_stops, at)
+        return self._backtick_before(
+            at, self.url_stops[k] if k < len(self.url_stops) else len(self.s)
+        )
+
+    def _backtick_before(self, start: int, end: int) -> bool:
+        k = bisect_left(self.run_starts, start)
+        return k < len(self.run_starts) and self.run_starts[k] < end
+
+    def has_backtick(self, at: int) -> bool:
+        s = self.s
+        dest = _SKIP_TO_DEST.match(s, at + 1).end()
+        lo, hi = self.word
+        if not lo <= dest < hi:
+            m = _DEST_END.search(s, dest)
+            hi = m.start() if m else len(s)
+            self.word = (dest, hi)
+        end = self.ends.get(hi)
+        if end is None:
+            end = hi
+            title = _SKIP_TO_DEST.match(s, hi).end()
+            if title < len(s) and s[title] in "\"'(":
+                closers = self.unescaped[")" if s[title] == "(" else s[title]]
+                k = bisect_right(closers, title)
+                if k < len(closers):
+                    end = closers[k] + 1
+            self.ends[hi] = end
+        return self._backtick_before(at, end)
+
+
+def _unsafe_scheme(s: str, i: int) -> bool:
+    """Whether the destination at ``s[i]`` starts with a script-capable scheme.
+
+    Backslashes, control characters and whitespace are skipped, as browsers and Markdown
+    unescaping would drop them; a leading ``<`` (an angle-bracket destination) is skipped too.
+    An ``&`` on the way counts as unsafe: mistune decodes character references twice.
+    """
+    if i < len(s) and s[i] == "<":
+        i += 1
+    seen = ""
+    while i < len(s) and len(seen) < 11:
+        ch = s[i]
+        i += 1
+        if ch == "\\" or ch <= " " or ch == "\x7f" or ch.isspace():
+            continue
+        if ch == "&":
+            return True
+        seen += ch.lower()
+        if seen not in _SCHEME_PREFIXES:
+            return False
+        if seen in _UNSAFE_SCHEMES:
+            return True
+    return False
