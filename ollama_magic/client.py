@@ -110,7 +110,7 @@ class OllamaClient:
         # A proxy in HTTP_PROXY must not capture traffic to a local Ollama; NO_PROXY and the
         # proxy settings still apply to remote hosts.
         self.session.trust_env = not is_loopback(self.base_url)
-        self._names: tuple[float, frozenset[str]] | None = None
+        self._tags: tuple[float, dict[str, dict[str, Any]]] | None = None
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -184,17 +184,19 @@ class OllamaClient:
                 f"{_snippet(data)!r}. Is this an Ollama server?"
             ) from None
 
-    def model_names(self, *, max_age: float = 30.0, timeout: float = 2.0) -> frozenset[str]:
-        """Installed model names (``x:latest`` also as ``x``), cached for ``max_age`` seconds.
+    def installed_models(
+        self, *, max_age: float = 30.0, timeout: float = 2.0
+    ) -> dict[str, dict[str, Any]]:
+        """``/api/tags`` entries by name (``x:latest`` also as ``x``), cached for ``max_age`` s.
 
         Failures count as "no models" for the same period, so callers that only want a hint
-        (completion, the one-line magic) never wait on a server that is down.
+        (the one-line magic, the reproducibility stamp) never wait on a server that is down.
         """
         now = time.monotonic()
-        cached = self._names
+        cached = self._tags
         if cached is not None and now - cached[0] < max_age:
             return cached[1]
-        names: set[str] = set()
+        models: dict[str, dict[str, Any]] = {}
         try:
             data = self.request_json("GET", "/api/tags", timeout=timeout) or {}
         except OllamaMagicError:
@@ -203,11 +205,14 @@ class OllamaClient:
             if isinstance(entry, dict):
                 name = str(entry.get("name") or entry.get("model") or "")
                 if name:
-                    names.add(name)
-                    names.add(name.removesuffix(":latest"))
-        result = frozenset(names)
-        self._names = (now, result)
-        return result
+                    models[name] = entry
+                    models.setdefault(name.removesuffix(":latest"), entry)
+        self._tags = (now, models)
+        return models
+
+    def model_names(self, *, max_age: float = 30.0, timeout: float = 2.0) -> frozenset[str]:
+        """Installed model names (``x:latest`` also as ``x``); see :meth:`installed_models`."""
+        return frozenset(self.installed_models(max_age=max_age, timeout=timeout))
 
     def stream_json(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The objects of any NDJSON endpoint (``/api/pull`` progress, ...), as dicts.

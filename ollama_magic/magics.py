@@ -23,7 +23,7 @@ from .host import resolve_host
 from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
 from .prompt import dry_run_markdown, encode_image, interpolate, resolve_format
 from .result import OllamaResponse
-from .view import View, choose_view
+from .view import View, choose_view, provenance
 
 DEFAULT_OUT = "ollama_response"
 DEFAULT_CHAT = "default"
@@ -547,7 +547,14 @@ class OllamaMagics(Magics):
                 interrupted=interrupted,
                 error=error,
                 request=body,
+                host=client.base_url,
             )
+            if done is not None:
+                # The digest identifies the exact weights; it costs one cached /api/tags call.
+                entry = client.installed_models(timeout=1.0).get(result.model) or {}
+                result.provenance = provenance(result, entry.get("digest"))
+            else:
+                result.provenance = provenance(result)
             self.shell.user_ns[out_name] = result
             if request["chat"] is not None and result.complete:
                 self.conversations.get_or_create(request["chat"]).record(

@@ -16,7 +16,9 @@ class OllamaResponse(str):
     ``done_reason`` (``"stop"``, ``"length"``, ... or ``None`` when the stream did not finish),
     ``stats`` (:class:`~ollama_magic.events.Stats`), ``interrupted`` (the user stopped it),
     ``error`` (the :class:`~ollama_magic.errors.OllamaMagicError` that ended it, or ``None``),
-    ``request`` (the JSON body that was sent).
+    ``request`` (the JSON body that was sent), ``host`` (the server's URL) and ``provenance``
+    (what produced the answer: model digest, options, seed, system prompt, host, timings,
+    ollama_magic's version; also saved in the notebook output's metadata).
 
     >>> r = OllamaResponse("Hi", model="llama3.2")
     >>> r.upper(), r.model, r.complete
@@ -30,6 +32,8 @@ class OllamaResponse(str):
     interrupted: bool
     error: OllamaMagicError | None
     request: dict[str, Any] | None
+    host: str
+    provenance: dict[str, Any]
 
     def __new__(
         cls,
@@ -42,6 +46,8 @@ class OllamaResponse(str):
         interrupted: bool = False,
         error: OllamaMagicError | None = None,
         request: dict[str, Any] | None = None,
+        host: str = "",
+        provenance: dict[str, Any] | None = None,
     ) -> OllamaResponse:
         self = super().__new__(cls, text)
         self.model = model
@@ -51,6 +57,8 @@ class OllamaResponse(str):
         self.interrupted = interrupted
         self.error = error
         self.request = request
+        self.host = host
+        self.provenance = provenance if provenance is not None else {}
         return self
 
     @property

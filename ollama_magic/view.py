@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from .markdown import safe_markdown
@@ -126,16 +127,34 @@ def final_bundle(result: OllamaResponse, out_name: str) -> tuple[dict[str, Any],
     elif not body and result.error is None:
         body = "*(empty answer)*"
     data = {"text/markdown": body, "text/plain": result.text}
-    metadata = {
-        "ollama_magic": {
-            "model": result.model,
-            "done_reason": result.done_reason,
-            "interrupted": result.interrupted,
-            "error": result.error.message if result.error is not None else None,
-            "stats": result.stats.as_dict(),
-        }
-    }
+    metadata = {"ollama_magic": result.provenance or provenance(result)}
     return data, metadata
+
+
+def provenance(result: OllamaResponse, digest: str | None = None) -> dict[str, Any]:
+    """What produced an answer, saved with it so a notebook says how to reproduce it."""
+    from . import __version__
+
+    request = result.request or {}
+    options = request.get("options") or {}
+    messages = request.get("messages") or []
+    system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
+    return {
+        "model": result.model,
+        "digest": digest,
+        "host": result.host,
+        "options": options,
+        "seed": options.get("seed"),
+        "system": system,
+        "format": request.get("format"),
+        "think": request.get("think"),
+        "done_reason": result.done_reason,
+        "interrupted": result.interrupted,
+        "error": result.error.message if result.error is not None else None,
+        "stats": result.stats.as_dict(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "ollama_magic": __version__,
+    }
 
 
 class TerminalView:

@@ -238,3 +238,17 @@ def test_trace_panel_shows_raw_lines_with_bounded_size(kernel, fake):
     assert len(last) == 200  # only the newest lines are kept
     assert '"done":true' in last[-1]
     assert run.stream_text == "".join(f" w{i}" for i in range(400))
+
+
+def test_saved_output_carries_a_reproducibility_stamp(kernel, fake):
+    fake.enqueue(Reply.answer(["ok"]))
+    run = kernel.execute("%%ollama llama3.2 --seed 7 -t 0.1 --system 'Be brief.'\nHi")
+    stamp = final_output(run)["metadata"]["ollama_magic"]
+    assert stamp["model"] == "llama3.2"
+    assert len(stamp["digest"]) == 64  # the exact weights, from /api/tags
+    assert stamp["seed"] == 7 and stamp["options"] == {"temperature": 0.1, "seed": 7}
+    assert stamp["system"] == "Be brief."
+    assert stamp["host"] == f"http://{fake.host}"
+    assert stamp["stats"]["eval_count"] == 1 and stamp["ollama_magic"]
+    assert kernel.value("ollama_response.provenance['digest']") == stamp["digest"]
+    assert kernel.value("ollama_response.request['options']['seed']") == 7

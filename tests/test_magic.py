@@ -18,6 +18,11 @@ from ollama_magic.result import OllamaResponse
 from ollama_magic.testing import Gate, Reply
 
 
+def last_chat(server) -> dict:
+    """The body of the newest chat request (other requests, e.g. /api/tags, are skipped)."""
+    return [r for r in server.requests if r.path == "/api/chat"][-1].json()
+
+
 def run(shell, line: str, cell: str = "Why is the sky blue?"):
     return shell.run_cell(f"%%ollama {line}\n{cell}")
 
@@ -36,7 +41,7 @@ def test_answer_streams_to_stdout_and_lands_in_variable(shell, server, capsys):
     assert answer.stats.eval_count == 5
     assert answer.stats.tokens_per_second and answer.stats.tokens_per_second > 0
     assert "The sky is blue." in capsys.readouterr().out
-    body = server.requests[-1].json()
+    body = last_chat(server)
     assert body["model"] == "llama3.2"
     assert body["messages"] == [{"role": "user", "content": "Why is the sky blue?"}]
     assert body["stream"] is True
@@ -49,7 +54,7 @@ def test_options_reach_the_request(shell, server):
         "-O 'stop=[\"\\n\\n\"]' -O mirostat=abc --format json --no-think --keep-alive 10m"
     )
     assert run(shell, line).success
-    body = server.requests[-1].json()
+    body = last_chat(server)
     assert body["messages"][0] == {"role": "system", "content": "You are terse."}
     assert body["options"] == {
         "temperature": 0.2,
@@ -65,7 +70,7 @@ def test_options_reach_the_request(shell, server):
 
 def test_keep_alive_number_is_seconds_and_think_level(shell, server):
     assert run(shell, "qwen3:8b --keep-alive 300 --think high").success
-    body = server.requests[-1].json()
+    body = last_chat(server)
     assert body["keep_alive"] == 300
     assert body["think"] == "high"
 
@@ -73,7 +78,7 @@ def test_keep_alive_number_is_seconds_and_think_level(shell, server):
 def test_braces_and_dollars_in_line_are_not_expanded(shell, server):
     shell.user_ns["name"] = "EXPANDED"
     assert run(shell, "llama3.2 --system 'Use {name} and $name literally'").success
-    assert server.requests[-1].json()["messages"][0]["content"] == "Use {name} and $name literally"
+    assert last_chat(server)["messages"][0]["content"] == "Use {name} and $name literally"
 
 
 def test_thinking_is_kept_apart_from_the_answer(shell, server, capsys):
@@ -214,7 +219,7 @@ def test_unicode_survives_exactly(shell, server):
     server.enqueue(Reply.answer(pieces))
     assert run(shell, "llama3.2", "Ünïcödé \u0085 prompt").success
     assert shell.user_ns["ollama_response"] == "".join(pieces)
-    assert server.requests[-1].json()["messages"][0]["content"] == "Ünïcödé \u0085 prompt"
+    assert last_chat(server)["messages"][0]["content"] == "Ünïcödé \u0085 prompt"
 
 
 def test_huge_final_line_and_prompt(shell, server):
@@ -222,7 +227,7 @@ def test_huge_final_line_and_prompt(shell, server):
     prompt = "x" * 1_000_000
     assert run(shell, "llama3.2", prompt).success
     assert shell.user_ns["ollama_response"] == "done"
-    assert len(server.requests[-1].json()["messages"][0]["content"]) == 1_000_000
+    assert len(last_chat(server)["messages"][0]["content"]) == 1_000_000
 
 
 def test_final_chunk_text_is_kept(shell, server):
@@ -262,7 +267,7 @@ def test_bad_ollama_host_is_a_usage_error(shell, monkeypatch):
 def test_connection_reused_between_cells(shell, server):
     for _ in range(3):
         assert run(shell, "llama3.2").success
-    ports = {r.client_port for r in server.requests}
+    ports = {r.client_port for r in server.requests if r.path == "/api/chat"}
     assert len(ports) == 1
 
 
