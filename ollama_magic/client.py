@@ -8,8 +8,10 @@ failure into the errors of :mod:`ollama_magic.errors` in exactly one place. No I
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -470,6 +472,17 @@ class AnswerStream:
         """Stop reading and close the connection (Ollama then stops generating)."""
         self._events.close()
         self.response.close()
+
+    def abort(self) -> None:
+        """Hang up from another thread: a read blocked on this stream returns at once.
+
+        (``close()`` cannot be used while another thread is inside the stream.)
+        """
+        connection = getattr(self.response.raw, "_connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> AnswerStream:
         return self

@@ -114,3 +114,9 @@ class PullError(StreamErrorLine):
     """Ollama reported an error while downloading a model (after the pull had started)."""
 
     title = "The download failed"
+
+
+class CompareError(OllamaMagicError):
+    """Some of the compared models failed (the others' answers were kept)."""
+
+    title = "Some models failed"

@@ -8,6 +8,7 @@ import keyword
 import os
 import re
 import shlex
+import threading
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
@@ -17,13 +18,13 @@ from traitlets import Dict, Float, Unicode
 from .client import DEFAULT_TIMEOUT, OllamaClient, build_chat_body
 from .commands import CommandContext, Subcommand
 from .conversation import Conversation, Conversations, Exchange
-from .errors import Interrupted, OllamaMagicError, OllamaUsageError
+from .errors import CompareError, Interrupted, OllamaMagicError, OllamaUsageError
 from .events import AnswerDelta, Done, ThinkingDelta
 from .host import resolve_host
 from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
 from .prompt import dry_run_markdown, encode_image, interpolate, resolve_format
 from .result import OllamaResponse
-from .view import View, choose_view, provenance
+from .view import View, choose_compare_view, choose_view, compare_markdown, provenance
 
 DEFAULT_OUT = "ollama_response"
 DEFAULT_CHAT = "default"
@@ -185,7 +186,12 @@ class OllamaMagics(Magics):
 
     @no_var_expand
     @magic_arguments()
-    @argument("model_name", nargs="?", metavar="MODEL", help="Model to ask, e.g. llama3.2.")
+    @argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help="Model to ask, e.g. llama3.2; name several to compare their answers side by side.",
+    )
     @argument("-o", "--out", metavar="NAME", help=f"Variable for the answer ({DEFAULT_OUT}).")
     @argument("--host", help="Ollama URL or host[:port] (default: OLLAMA_HOST or local).")
     @argument("-s", "--system", help="System prompt, e.g. --system 'You are terse.'")
@@ -413,10 +419,14 @@ class OllamaMagics(Magics):
         try:
             request = self._build_request(args, cell)
             if args.pull:
-                ensure_model(self._context(args.host), request["body"]["model"])
+                for model in request["models"]:
+                    ensure_model(self._context(args.host), model)
         except OllamaMagicError as exc:
             self.shell.user_ns[out_name] = OllamaResponse(error=exc)
             raise
+        if len(request["models"]) > 1:
+            self._compare(request, out_name, quiet=args.quiet)
+            return
         self._run(request, out_name, quiet=args.quiet, trace=args.trace)
 
     def _show_dry_run(self, url: str, body: dict[str, Any]) -> None:
@@ -429,7 +439,15 @@ class OllamaMagics(Magics):
             print(markdown)
 
     def _build_request(self, args: Any, cell: str) -> dict[str, Any]:
-        model = (args.model_name or self.model).strip()
+        models = [m.strip() for m in args.models if m.strip()] or [self.model.strip()]
+        model = models[0]
+        if len(set(models)) != len(models):
+            raise OllamaUsageError(f"Each model can be compared once; got {' '.join(models)}.")
+        if len(models) > 1 and (args.chat is not None or self.chat) and not args.no_chat:
+            raise OllamaUsageError(
+                "Comparing models does not continue a conversation; add --no-chat, or ask one "
+                "model at a time."
+            )
         if not model:
             raise OllamaUsageError(
                 "No model given. Name one on the magic line (`%%ollama llama3.2`) or set a "
@@ -485,7 +503,8 @@ class OllamaMagics(Magics):
         return {
             "base_url": self._base_url(args.host),
             "timeout": timeout,
-            "chat": chat_name,
+            "models": models,
+            "chat": chat_name if len(models) == 1 else None,
             "prompt": prompt,
             "images": images,
             "body": {
@@ -570,6 +589,120 @@ class OllamaMagics(Magics):
             view.finish(result, out_name)
         if error is not None:
             raise error
+
+    def _compare(self, request: dict[str, Any], out_name: str, quiet: bool) -> None:
+        """Ask several models the same prompt at once; ``out_name`` maps model → answer."""
+        models: list[str] = request["models"]
+        client = self._client(request["base_url"], request["timeout"])
+        view = choose_compare_view(self.shell, models, quiet)
+        runs = [
+            _ModelRun(client, build_chat_body(**{**request["body"], "model": m})) for m in models
+        ]
+        answers = Answers()
+        interrupted = False
+        try:
+            view.start()
+            for index, run in enumerate(runs):
+                run.start(view, index)
+            for run in runs:
+                while run.thread.is_alive():
+                    run.thread.join(0.1)  # a timed join lets the stop button through
+        except KeyboardInterrupt:
+            interrupted = True
+            for run in runs:
+                run.cancel()
+            for run in runs:
+                run.thread.join(5.0)
+        finally:
+            for model, run in zip(models, runs, strict=True):
+                result = run.result(model, interrupted, out_name)
+                result.provenance = provenance(result)
+                answers[model] = result
+            self.shell.user_ns[out_name] = answers
+            view.finish(answers, out_name)
+        if interrupted:
+            raise Interrupted(
+                f"Stopped all {len(models)} answers; the partial answers are in `{out_name}` "
+                f"(a dict: `{out_name}['{models[0]}']`)."
+            )
+        failed = {m: r.error for m, r in answers.items() if r.error is not None}
+        if failed:
+            details = " ".join(f"{m}: {e.message}" for m, e in failed.items())
+            raise CompareError(
+                f"{len(failed)} of {len(models)} models failed; the other answers are in "
+                f"`{out_name}`. {details}"
+            )
+
+
+class Answers(dict):
+    """Model name → :class:`OllamaResponse`, for ``%%ollama m1 m2`` comparisons."""
+
+    def _repr_markdown_(self) -> str:
+        return compare_markdown(self)
+
+
+class _ModelRun:
+    """One model's answer streamed on its own thread, for comparisons."""
+
+    def __init__(self, client: OllamaClient, body: dict[str, Any]) -> None:
+        self.client = client
+        self.body = body
+        self.answer: list[str] = []
+        self.thinking: list[str] = []
+        self.done: Done | None = None
+        self.error: OllamaMagicError | None = None
+        self.stream: Any = None
+        self.cancelled = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+
+    def start(self, view: Any, index: int) -> None:
+        self.view, self.index = view, index
+        self.thread.start()
+
+    def cancel(self) -> None:
+        """Hang up from the main thread; a read blocked in the helper thread returns."""
+        self.cancelled = True
+        if self.stream is not None:
+            self.stream.abort()
+
+    def _read(self) -> None:
+        try:
+            stream = self.client.stream("/api/chat", self.body)
+            self.stream = stream
+            with stream:
+                if self.cancelled:
+                    return
+                for event in stream:
+                    kind = type(event)
+                    if kind is AnswerDelta:
+                        self.answer.append(event.text)
+                        self.view.answer(self.index, event.text)
+                    elif kind is ThinkingDelta:
+                        self.thinking.append(event.text)
+                        self.view.thinking(self.index, event.text)
+                    else:
+                        self.done = event
+        except OllamaMagicError as exc:
+            self.error = exc
+        finally:
+            self.view.ended(self.index)
+
+    def result(self, model: str, interrupted: bool, out_name: str) -> OllamaResponse:
+        done = self.done
+        error = self.error
+        if interrupted and done is None:
+            error = None
+        return OllamaResponse(
+            "".join(self.answer),
+            model=model,
+            thinking="".join(self.thinking),
+            done_reason=done.done_reason if done and error is None else None,
+            stats=done.stats if done else None,
+            interrupted=interrupted and done is None,
+            error=error,
+            request=self.body,
+            host=self.client.base_url,
+        )
 
 
 class ConfigReport(list):

@@ -467,3 +467,172 @@ def choose_view(shell: Any, model: str, quiet: bool, trace: bool = False) -> Vie
             return TerminalView()
         return LiveView(shell, model, trace=trace)
     return TerminalView()
+
+
+# -- comparing several models ----------------------------------------------------------------
+
+#: Comparisons switch the capturing Output widget between columns, two small messages per
+#: switch, so they update less often than a single answer.
+COMPARE_INTERVAL = 0.1
+
+
+def compare_markdown(answers: dict[str, OllamaResponse], out_name: str = "") -> str:
+    """All answers of a comparison, one section per model, as safe Markdown."""
+    sections = []
+    for model, result in answers.items():
+        name = safe_markdown(model).replace("*", "\\*").replace("_", "\\_")
+        body = safe_markdown(result.text) if result else ""
+        note = outcome_line(result, f"{out_name}['{model}']") if out_name else ""
+        if result.error is not None and not result.interrupted and not note:
+            note = f"failed: {result.error.message}"
+        if note:
+            body = f"{body}\n\n*{note}*" if body else f"*{note}*"
+        sections.append(f"#### {name}\n\n{body or '*(empty answer)*'}")
+    return "\n\n---\n\n".join(sections)
+
+
+class CompareView(Protocol):
+    """What a comparison drives: one column per model, fed from several threads."""
+
+    def start(self) -> None: ...
+
+    def thinking(self, index: int, text: str) -> None: ...
+
+    def answer(self, index: int, text: str) -> None: ...
+
+    def ended(self, index: int) -> None: ...
+
+    def finish(self, answers: dict[str, OllamaResponse], out_name: str) -> None: ...
+
+
+class QuietCompareView:
+    """--quiet: nothing shown."""
+
+    def start(self) -> None:
+        pass
+
+    def thinking(self, index: int, text: str) -> None:
+        pass
+
+    def answer(self, index: int, text: str) -> None:
+        pass
+
+    def ended(self, index: int) -> None:
+        pass
+
+    def finish(self, answers: dict[str, OllamaResponse], out_name: str) -> None:
+        pass
+
+
+class TerminalCompareView(QuietCompareView):
+    """Terminal: interleaved tokens would be unreadable, so each answer is printed whole."""
+
+    def __init__(self, models: list[str]) -> None:
+        self.models = models
+
+    def start(self) -> None:
+        print(f"Asking {', '.join(self.models)}…", flush=True)
+
+    def finish(self, answers: dict[str, OllamaResponse], out_name: str) -> None:
+        for model, result in answers.items():
+            note = outcome_line(result, f"{out_name}['{model}']")
+            print(f"\n── {model} ──\n{result.text}" + (f"\n[{note}]" if note else ""), flush=True)
+
+
+class LiveCompareView:
+    """Columns side by side, each with its own status line, streamed as deltas."""
+
+    def __init__(self, shell: Any, models: list[str]) -> None:
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        self._widgets = widgets
+        self._display = display
+        self._kernel = shell.kernel
+        self._models = models
+        self._chunks = [0] * len(models)
+        self._phase = ["loading model…"] * len(models)
+        self._capturing: Any = None
+        self._batcher: _Batcher | None = None
+        self._box: Any = None
+        self._handle: Any = None
+
+    def start(self) -> None:
+        widgets = self._widgets
+        self._parent = self._kernel.get_parent("shell")
+        self._status = [widgets.Label(value=f"{m} · loading model…") for m in self._models]
+        self._outs = [widgets.Output() for _ in self._models]
+        columns = [
+            widgets.VBox(
+                [status, out],
+                layout=widgets.Layout(flex="1 1 0", min_width="0", padding="0 8px"),
+            )
+            for status, out in zip(self._status, self._outs, strict=True)
+        ]
+        self._box = widgets.HBox(columns, layout=widgets.Layout(width="100%"))
+        self._box.add_class("ollama-magic-compare")
+        self._handle = self._display(self._box, display_id=True)
+        self._started = time.monotonic()
+        self._batcher = _Batcher(self._send_text, self._update_status, interval=COMPARE_INTERVAL)
+
+    def _send_text(self, kind: str, text: str) -> None:
+        index = int(kind)
+        output = self._outs[index]
+        if self._capturing is not output:
+            if self._capturing is not None:
+                self._capturing.msg_id = ""
+            output.msg_id = self._parent["header"]["msg_id"]
+            self._capturing = output
+        self._kernel.session.send(
+            self._kernel.iopub_socket,
+            "stream",
+            {"name": "stdout", "text": text},
+            parent=self._parent,
+            ident=b"stream.stdout",
+        )
+
+    def _update_status(self) -> None:
+        elapsed = time.monotonic() - self._started
+        for index, model in enumerate(self._models):
+            value = format_status(model, elapsed, self._chunks[index], self._phase[index])
+            if self._phase[index] in ("done", "stopped"):
+                value = f"{model} · {self._phase[index]} · {self._chunks[index]} tokens"
+            self._status[index].value = value
+
+    def thinking(self, index: int, text: str) -> None:
+        self._chunks[index] += 1
+        self._phase[index] = "thinking…"
+
+    def answer(self, index: int, text: str) -> None:
+        self._chunks[index] += 1
+        self._phase[index] = "answering"
+        assert self._batcher is not None
+        self._batcher.add(str(index), text)
+
+    def ended(self, index: int) -> None:
+        self._phase[index] = "done"
+
+    def finish(self, answers: dict[str, OllamaResponse], out_name: str) -> None:
+        if self._batcher is not None:
+            self._batcher.close()
+        if self._box is None:
+            return
+        if self._capturing is not None:
+            self._capturing.msg_id = ""
+            self._capturing = None
+        markdown = compare_markdown(answers, out_name)
+        text = "\n\n".join(f"== {m} ==\n{r.text}" for m, r in answers.items())
+        metadata = {"ollama_magic": {m: r.provenance for m, r in answers.items()}}
+        data = {"text/markdown": markdown, "text/plain": text}
+        if self._handle is not None:
+            self._handle.update(data, metadata=metadata, raw=True)
+        close_tree(self._box)
+
+
+def choose_compare_view(shell: Any, models: list[str], quiet: bool) -> CompareView:
+    """Columns in a Jupyter kernel, whole answers printed elsewhere, nothing with --quiet."""
+    if quiet:
+        return QuietCompareView()
+    if getattr(shell, "kernel", None) is not None:
+        return LiveCompareView(shell, models)
+    return TerminalCompareView(models)

@@ -1,0 +1,101 @@
+"""Comparing models side by side: %%ollama m1 m2 streams both answers at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kernel_driver import KernelDriver, Received
+
+from ollama_magic.errors import CompareError, Interrupted, OllamaUsageError
+from ollama_magic.result import OllamaResponse
+from ollama_magic.testing import FakeOllama, Gate, Reply
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def test_compare_in_shell_maps_models_to_answers(shell, server, capsys):
+    result = shell.run_cell("%%ollama llama3.2 qwen3:8b --no-think --out answers\nSay hi")
+    assert result.success
+    answers = shell.user_ns["answers"]
+    assert list(answers) == ["llama3.2", "qwen3:8b"]
+    for model, answer in answers.items():
+        assert isinstance(answer, OllamaResponse) and answer.complete
+        assert answer == "You said: Say hi" and answer.model == model
+    chats = [r.json() for r in server.requests if r.path == "/api/chat"]
+    assert sorted(c["model"] for c in chats) == ["llama3.2", "qwen3:8b"]
+    out = capsys.readouterr().out
+    assert "── llama3.2 ──" in out and "── qwen3:8b ──" in out
+    assert "#### llama3.2" in answers._repr_markdown_()
+
+
+def test_one_failing_model_keeps_the_others(shell, server):
+    result = shell.run_cell("%%ollama llama3.2 nosuchmodel -o answers\nHi")
+    assert isinstance(result.error_in_exec, CompareError)
+    assert "1 of 2 models failed" in str(result.error_in_exec)
+    answers = shell.user_ns["answers"]
+    assert answers["llama3.2"] == "You said: Hi" and answers["llama3.2"].complete
+    assert answers["nosuchmodel"].error is not None
+
+
+def test_compare_rejects_duplicates_and_conversations(shell, server):
+    for line in ("llama3.2 llama3.2", "llama3.2 qwen3:8b --chat"):
+        result = shell.run_cell(f"%%ollama {line}\nHi")
+        assert isinstance(result.error_in_exec, OllamaUsageError)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOllama]:
+    with FakeOllama(models=("llama3.2", "mistral")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def kernel(fake: FakeOllama) -> Iterator[KernelDriver]:
+    with KernelDriver(env={"OLLAMA_HOST": fake.host}) as driver:
+        assert driver.execute("%load_ext ollama_magic").status == "ok"
+        yield driver
+
+
+def test_compare_streams_columns_then_markdown_sections(kernel, fake):
+    fake.reset()
+    fake.enqueue(Reply.answer([" a"] * 200), Reply.answer([" b"] * 200))
+    run = kernel.execute("%%ollama llama3.2 mistral -o answers\nGo")
+    assert run.status == "ok"
+    text = run.stream_text
+    assert sorted(text) == sorted(" a" * 200 + " b" * 200)  # every delta, each once
+    final = run.of_type("update_display_data")[-1].content
+    assert WIDGET_MIME not in final["data"]
+    markdown = final["data"]["text/markdown"]
+    assert "#### llama3.2" in markdown and "#### mistral" in markdown
+    assert set(final["metadata"]["ollama_magic"]) == {"llama3.2", "mistral"}
+    assert kernel.value("sorted(answers)") == ["llama3.2", "mistral"]
+
+
+def test_interrupt_stops_every_model_and_keeps_partials(kernel, fake):
+    fake.reset()
+    gate_a, gate_b = Gate(), Gate()
+    fake.enqueue(
+        Reply.answer(["one", " two"], gate=gate_a, gate_after=1),
+        Reply.answer(["uno", " dos"], gate=gate_b, gate_after=1),
+    )
+    sent: list[bool] = []
+
+    def on_message(msg: Received, run) -> None:
+        text = run.stream_text
+        if not sent and "one" in text and "uno" in text:
+            sent.append(True)
+            kernel.km.interrupt_kernel()
+
+    try:
+        run = kernel.execute("%%ollama llama3.2 mistral -o answers\nGo", on_message=on_message)
+    finally:
+        gate_a.open()
+        gate_b.open()
+    assert run.reply["content"]["ename"] == Interrupted.__name__
+    assert fake.wait_for_hangup(count=2, timeout=10)
+    # Both requests race to the server, so either model may have got either script.
+    partial = "sorted((str(a), a.interrupted) for a in answers.values())"
+    assert kernel.value(partial) == [("one", True), ("uno", True)]
+    fake.enqueue(Reply.answer(["next"]))
+    assert kernel.execute("%%ollama llama3.2\nAgain").status == "ok"
