@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 import keyword
 import os
 import re
 import shlex
+import sys
 import threading
 from typing import Any
 
@@ -24,7 +26,15 @@ from .host import resolve_host
 from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
 from .prompt import dry_run_markdown, encode_image, interpolate, resolve_format
 from .result import OllamaResponse
-from .view import View, choose_compare_view, choose_view, compare_markdown, provenance
+from .view import (
+    View,
+    choose_compare_view,
+    choose_map_view,
+    choose_view,
+    compare_markdown,
+    map_summary,
+    provenance,
+)
 
 DEFAULT_OUT = "ollama_response"
 DEFAULT_CHAT = "default"
@@ -246,6 +256,23 @@ class OllamaMagics(Magics):
         help="Image for a vision model (repeatable): a file, bytes, PIL image or figure.",
     )
     @argument("--pull", action="store_true", help="Download the model first if it is missing.")
+    @argument(
+        "--bg",
+        action="store_true",
+        help="Answer in the background: the cell returns at once; NAME_job has .wait()/.cancel().",
+    )
+    @argument(
+        "--map",
+        metavar="VAR",
+        help="Run the prompt once per item of a list variable ({item} in the prompt).",
+    )
+    @argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="With --map: requests at once (default 1; Ollama answers one at a time per model).",
+    )
     @argument("--no-interpolate", action="store_true", help="Send the prompt exactly as typed.")
     @argument("--dry-run", action="store_true", help="Show the request (and curl); send nothing.")
     @argument("--trace", action="store_true", help="Also show the raw stream lines as they come.")
@@ -427,6 +454,12 @@ class OllamaMagics(Magics):
         if len(request["models"]) > 1:
             self._compare(request, out_name, quiet=args.quiet)
             return
+        if args.map:
+            self._map(request, cell, args, out_name)
+            return
+        if args.bg:
+            self._background(request, out_name, quiet=args.quiet, trace=args.trace)
+            return
         self._run(request, out_name, quiet=args.quiet, trace=args.trace)
 
     def _show_dry_run(self, url: str, body: dict[str, Any]) -> None:
@@ -448,6 +481,10 @@ class OllamaMagics(Magics):
                 "Comparing models does not continue a conversation; add --no-chat, or ask one "
                 "model at a time."
             )
+        if args.map and (len(models) > 1 or args.bg):
+            raise OllamaUsageError(
+                "--map runs one model in the foreground; drop --bg / extra models."
+            )
         if not model:
             raise OllamaUsageError(
                 "No model given. Name one on the magic line (`%%ollama llama3.2`) or set a "
@@ -459,7 +496,7 @@ class OllamaMagics(Magics):
             raise OllamaUsageError(
                 "The cell has no prompt. Write the question on the lines below `%%ollama`."
             )
-        if not args.no_interpolate:
+        if not args.no_interpolate and not args.map:
             prompt = interpolate(prompt, namespace)
         if args.think is not None and args.no_think:
             raise OllamaUsageError("Use either --think or --no-think, not both.")
@@ -517,7 +554,14 @@ class OllamaMagics(Magics):
             },
         }
 
-    def _run(self, request: dict[str, Any], out_name: str, quiet: bool, trace: bool) -> None:
+    def _run(
+        self,
+        request: dict[str, Any],
+        out_name: str,
+        quiet: bool,
+        trace: bool,
+        job: BackgroundJob | None = None,
+    ) -> OllamaResponse:
         model = request["body"]["model"]
         client = self._client(request["base_url"], request["timeout"])
         view: View = choose_view(self.shell, model, quiet, trace=trace)
@@ -530,6 +574,10 @@ class OllamaMagics(Magics):
         try:
             view.start()
             stream = client.stream("/api/chat", body, trace=view.trace if trace else None)
+            if job is not None:
+                job.stream = stream
+                if job.cancelled:
+                    raise KeyboardInterrupt
             with stream:
                 for event in stream:
                     kind = type(event)
@@ -545,6 +593,8 @@ class OllamaMagics(Magics):
             interrupted = True
         except OllamaMagicError as exc:
             error = exc
+            if job is not None and job.cancelled:
+                interrupted, error = True, None  # .cancel() hung up on purpose
         finally:
             text = "".join(answer)
             if interrupted:
@@ -589,6 +639,96 @@ class OllamaMagics(Magics):
             view.finish(result, out_name)
         if error is not None:
             raise error
+        return result
+
+    def _background(self, request: dict[str, Any], out_name: str, quiet: bool, trace: bool) -> None:
+        """Stream in a helper thread; the answer lands in ``out_name`` when it is complete.
+
+        The thread runs in a copy of this cell's context, so its output (the live widget, the
+        final Markdown) goes to this cell even while other cells run.
+        """
+        job = BackgroundJob(out_name)
+        self.shell.user_ns[f"{out_name}_job"] = job
+        context = contextvars.copy_context()
+
+        def work() -> None:
+            try:
+                job.result = self._run(request, out_name, quiet, trace, job=job)
+            except OllamaMagicError as exc:
+                job.result = self.shell.user_ns.get(out_name)
+                job.error = exc
+                print(f"{exc.title}: {exc.message}", file=sys.stderr, flush=True)
+            finally:
+                job._finished.set()
+
+        job.thread = threading.Thread(target=context.run, args=(work,), daemon=True)
+        job.thread.start()
+
+    def _map(self, request: dict[str, Any], template: str, args: Any, out_name: str) -> None:
+        """Run the prompt once per item; ``out_name`` gets a list aligned with the items."""
+        namespace = self.shell.user_ns
+        if args.map not in namespace:
+            raise OllamaUsageError(f"--map {args.map}: there is no notebook variable of that name.")
+        source = namespace[args.map]
+        if isinstance(source, (str, bytes, dict)) or not hasattr(source, "__iter__"):
+            raise OllamaUsageError(
+                f"--map {args.map}: expected a list, tuple, pandas Series or other sequence of "
+                f"items, got a {type(source).__name__}."
+            )
+        items = list(source.tolist() if hasattr(source, "tolist") else source)
+        if args.concurrency < 1:
+            raise OllamaUsageError("--concurrency must be at least 1.")
+        client = self._client(request["base_url"], request["timeout"])
+        prompts = []
+        for item in items:
+            text = template.rstrip("\n")
+            if not args.no_interpolate:
+                text = interpolate(text, {**namespace, "item": item})
+            prompts.append(text)
+        bodies = []
+        for prompt in prompts:
+            body = dict(request["body"])
+            body["messages"] = [*body["messages"][:-1], {**body["messages"][-1], "content": prompt}]
+            bodies.append(build_chat_body(**body))
+        view = choose_map_view(self.shell, len(items), args.quiet)
+        runs = [_ModelRun(client, body) for body in bodies]
+        results: list[OllamaResponse | None] = [None] * len(items)
+        interrupted = False
+        pending = list(enumerate(runs))
+        active: list[tuple[int, _ModelRun]] = []
+        view.start()
+        try:
+            while pending or active:
+                while pending and len(active) < args.concurrency:
+                    index, run = pending.pop(0)
+                    run.start(_NoColumns(), index)
+                    active.append((index, run))
+                index, run = active[0]
+                run.thread.join(0.1)  # a timed join lets the stop button through
+                for index, run in [entry for entry in active if not entry[1].thread.is_alive()]:
+                    active.remove((index, run))
+                    results[index] = run.result(request["body"]["model"], False, out_name)
+                    view.progress(index, results[index])
+        except KeyboardInterrupt:
+            interrupted = True
+            for _, run in active:
+                run.cancel()
+            for index, run in active:
+                run.thread.join(5.0)
+                results[index] = run.result(request["body"]["model"], True, out_name)
+        finally:
+            model = request["body"]["model"]
+            mapped = MappedAnswers(
+                result if result is not None else OllamaResponse(model=model, interrupted=True)
+                for result in results
+            )
+            namespace[out_name] = mapped
+            view.finish(mapped, out_name)
+        if interrupted:
+            raise Interrupted(
+                f"Stopped after {mapped.answered} of {len(items)} items; `{out_name}` holds the "
+                "answers so far (items not reached are empty and marked .interrupted)."
+            )
 
     def _compare(self, request: dict[str, Any], out_name: str, quiet: bool) -> None:
         """Ask several models the same prompt at once; ``out_name`` maps model → answer."""
@@ -632,6 +772,67 @@ class OllamaMagics(Magics):
                 f"{len(failed)} of {len(models)} models failed; the other answers are in "
                 f"`{out_name}`. {details}"
             )
+
+
+class BackgroundJob:
+    """Handle of a ``--bg`` answer: ``.done``, ``.wait(timeout)``, ``.cancel()``, ``.result``."""
+
+    def __init__(self, out_name: str) -> None:
+        self.out_name = out_name
+        self.result: OllamaResponse | None = None
+        self.error: OllamaMagicError | None = None
+        self.cancelled = False
+        self.stream: Any = None
+        self.thread: threading.Thread | None = None
+        self._finished = threading.Event()
+
+    @property
+    def done(self) -> bool:
+        return self._finished.is_set()
+
+    def wait(self, timeout: float | None = None) -> OllamaResponse | None:
+        """Block until the answer is complete (or ``timeout`` seconds); return it."""
+        self._finished.wait(timeout)
+        return self.result
+
+    def cancel(self) -> None:
+        """Stop the answer and hang up; the partial text is kept in the variable."""
+        self.cancelled = True
+        if self.stream is not None:
+            self.stream.abort()
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else ("cancelling" if self.cancelled else "running")
+        return f"<ollama background answer → {self.out_name}: {state}>"
+
+
+class MappedAnswers(list):
+    """Answers of ``--map``, aligned with the input items; failures are kept per item."""
+
+    @property
+    def answered(self) -> int:
+        return sum(1 for r in self if r.complete)
+
+    @property
+    def failed(self) -> list[int]:
+        """Indexes of the items whose answer failed or was interrupted."""
+        return [i for i, r in enumerate(self) if not r.complete]
+
+    def _repr_markdown_(self) -> str:
+        return map_summary(self)
+
+
+class _NoColumns:
+    """--map shows progress only, so the per-token calls of a run go nowhere."""
+
+    def answer(self, index: int, text: str) -> None:
+        pass
+
+    def thinking(self, index: int, text: str) -> None:
+        pass
+
+    def ended(self, index: int) -> None:
+        pass
 
 
 class Answers(dict):

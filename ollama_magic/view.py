@@ -636,3 +636,85 @@ def choose_compare_view(shell: Any, models: list[str], quiet: bool) -> CompareVi
     if getattr(shell, "kernel", None) is not None:
         return LiveCompareView(shell, models)
     return TerminalCompareView(models)
+
+
+# -- mapping a prompt over data -----------------------------------------------------------------
+
+
+def map_summary(results: list[OllamaResponse], out_name: str = "") -> str:
+    """One line about a --map run (how many answered, which failed), as Markdown."""
+    failed = [i for i, r in enumerate(results) if not r.complete]
+    answered = len(results) - len(failed)
+    where = f" in `{out_name}`" if out_name else ""
+    line = f"**Mapped {len(results)} items**{where}: {answered} answered"
+    if failed:
+        shown = ", ".join(str(i) for i in failed[:20]) + (" …" if len(failed) > 20 else "")
+        line += f", {len(failed)} failed or stopped (items {shown}; see `.error` on each)"
+    return line + "."
+
+
+class MapView(Protocol):
+    def start(self) -> None: ...
+
+    def progress(self, index: int, result: OllamaResponse) -> None: ...
+
+    def finish(self, results: list[OllamaResponse], out_name: str) -> None: ...
+
+
+class TerminalMapView:
+    """A progress line rewritten in place, then the summary."""
+
+    def __init__(self, total: int, quiet: bool = False) -> None:
+        self.total, self.quiet, self.done, self.failed = total, quiet, 0, 0
+
+    def start(self) -> None:
+        self.progress(-1, None)
+
+    def progress(self, index: int, result: OllamaResponse | None) -> None:
+        if result is not None:
+            self.done += 1
+            self.failed += not result.complete
+        if not self.quiet:
+            failed = f", {self.failed} failed" if self.failed else ""
+            print(f"\r{self.done}/{self.total} answered{failed}", end="", flush=True)
+
+    def finish(self, results: list[OllamaResponse], out_name: str) -> None:
+        if not self.quiet:
+            print("\n" + map_summary(results, out_name).replace("**", ""), flush=True)
+
+
+class LiveMapView(TerminalMapView):
+    """A progress bar, replaced by the summary line when the run ends."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(total)
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        self._bar = widgets.IntProgress(value=0, min=0, max=max(total, 1), description="ollama")
+        self._label = widgets.Label(value=f"0/{total} answered")
+        self._box = widgets.HBox([self._bar, self._label])
+        self._display = display
+
+    def start(self) -> None:
+        self._handle = self._display(self._box, display_id=True)
+
+    def progress(self, index: int, result: OllamaResponse | None) -> None:
+        if result is None:
+            return
+        self.done += 1
+        self.failed += not result.complete
+        self._bar.value = self.done
+        failed = f", {self.failed} failed" if self.failed else ""
+        self._label.value = f"{self.done}/{self.total} answered{failed}"
+
+    def finish(self, results: list[OllamaResponse], out_name: str) -> None:
+        summary = map_summary(results, out_name)
+        self._handle.update({"text/markdown": summary, "text/plain": summary}, raw=True)
+        close_tree(self._box)
+
+
+def choose_map_view(shell: Any, total: int, quiet: bool) -> MapView:
+    if getattr(shell, "kernel", None) is not None and not quiet:
+        return LiveMapView(total)
+    return TerminalMapView(total, quiet=quiet)
