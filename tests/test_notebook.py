@@ -113,10 +113,37 @@ def test_conversations_example_runs_cleanly(server, tmp_path):
     # The second conversation turn carried the first one (system, user, assistant, user).
     assert [m["role"] for m in chats[1]["messages"]] == ["system", "user", "assistant", "user"]
     # Interpolation filled in variables and left other braces alone.
-    assert "describe Lisbon using these facts: {'population': 545000" in (
-        chats[2]["messages"][-1]["content"]
+    assert (
+        "describe Lisbon using these facts: {'population': 545000"
+        in (chats[2]["messages"][-1]["content"])
     )
     assert "{this}" in chats[2]["messages"][-1]["content"]
     assert chats[3]["messages"][-1]["content"].endswith("f'{city}' in one sentence.")
     # The dry run sent nothing: the next request is the JSON one.
     assert chats[4]["format"] == "json"
+
+
+def test_models_and_compare_example_runs_cleanly(server, tmp_path):
+    out = tmp_path / "models.out.ipynb"
+    proc = run_command(
+        "run",
+        "examples/models_and_compare.ipynb",
+        "-o",
+        str(out),
+        env={"OLLAMA_HOST": server.host},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    nb = nbformat.read(out, as_version=4)
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
+    assert not errors
+    chats = [r.json() for r in server.requests if r.path == "/api/chat"]
+    compared = {c["model"] for c in chats[:2]}
+    assert compared == {"llama3.2:latest", "qwen3:8b"}
+    assert len(chats) == 2 + 1 + 3  # compare, background, three mapped items
+    assert chats[-1]["messages"][-1]["content"].endswith("one word: It was fine.")
+    outputs = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert "True" in outputs  # the background answer completed
