@@ -104,7 +104,7 @@ def resolve_format(value: str, namespace: Mapping[str, Any]) -> str | dict[str, 
         schema = None
     if not isinstance(schema, dict):
         raise OllamaUsageError(
-            f"--format takes `json`, a JSON schema object such as '{{\"type\": \"object\"}}', or "
+            f'--format takes `json`, a JSON schema object such as \'{{"type": "object"}}\', or '
             f"the name of a variable holding a schema dict or a pydantic model; got {value!r}."
         )
     return schema
