@@ -14,6 +14,9 @@ from nbformat.v4 import new_code_cell, new_notebook
 from ollama_magic.testing import Reply
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Each test starts a kernel and runs a whole notebook: allow for a slow, busy machine.
+pytestmark = pytest.mark.timeout(400)
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
@@ -23,7 +26,7 @@ def run_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
         cwd=REPO,
     )
 
