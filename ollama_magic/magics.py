@@ -365,6 +365,12 @@ class OllamaMagics(Magics):
             return subcommands[name](self._context(), split_arguments(rest))
         parser = self.ollama.parser
         argv, prompt = split_line_prompt(line, parser)
+        if not prompt.strip() and len(words) == 1 and not name.startswith("-"):
+            raise OllamaUsageError(
+                f"`%ollama {name}` is not a subcommand. Valid ones: {describe_subcommands()}; "
+                "history, reset, config. To ask a model, put the question after its name: "
+                f"`%ollama {name} Why is the sky blue?`."
+            )
         if self.model and argv and not argv[-1].startswith("-"):
             # With a default model, `%ollama Why is ...` is all prompt unless the first word
             # names an installed model.

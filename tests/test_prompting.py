@@ -252,3 +252,10 @@ def test_one_liner_ending_in_question_mark_is_a_prompt_not_help(shell, server):
     result = shell.run_cell("%ollama llama3.2 What's 2 + 2, and why is the sky blue?")
     assert result.success
     assert sent(server)["messages"][-1]["content"] == "What's 2 + 2, and why is the sky blue?"
+
+
+def test_unknown_subcommand_lists_the_valid_ones(shell, server):
+    with pytest.raises(OllamaUsageError) as info:
+        shell.run_line_magic("ollama", "lst")
+    message = str(info.value)
+    assert "not a subcommand" in message and "list" in message and "pull" in message
