@@ -321,6 +321,7 @@ class LiveView:
         self._first_token_at: float | None = None
         self._handle: Any = None
         self._box: Any = None
+        self._status_phase = ""
         self._tracing = trace
         self._trace_lines: collections.deque[str] = collections.deque(maxlen=TRACE_LINES)
 
@@ -396,10 +397,12 @@ class LiveView:
                     self._thinking_box.selected_index = None
             self._capture_into(self._answer_out)
         self._send_stream(text)
-        self._update_status()
+        if self._phase != self._status_phase:
+            self._update_status()  # say "answering" at once; counts follow on the status tick
 
     def _update_status(self) -> None:
         chunks, phase = self._chunks, self._phase
+        self._status_phase = phase
         elapsed = time.monotonic() - self._started
         rate = None
         if self._first_token_at is not None and chunks > 1:
