@@ -15,15 +15,23 @@ from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Dict, Float, Unicode
+from traitlets import Dict, Enum, Float, Unicode
 
 from .client import DEFAULT_TIMEOUT, OllamaClient, build_chat_body
 from .commands import CommandContext, Subcommand
 from .conversation import Conversation, Conversations, Exchange
-from .errors import CompareError, Interrupted, OllamaMagicError, OllamaUsageError
+from .errors import (
+    CompareError,
+    Interrupted,
+    OllamaConnectionError,
+    OllamaMagicError,
+    OllamaUsageError,
+)
 from .events import AnswerDelta, Done, ThinkingDelta
 from .host import resolve_host
+from .local import LocalClient, default_local_model, is_local_model
 from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
+from .openai_compat import OpenAIClient, is_openai_url, openai_chat_body
 from .prompt import dry_run_markdown, encode_image, interpolate, resolve_format
 from .result import OllamaResponse
 from .view import (
@@ -135,6 +143,22 @@ def split_line_prompt(line: str, parser: Any, with_model: bool = True) -> tuple[
         ) from None
 
 
+def backend_for(model: str, base_url: str, api: str) -> str:
+    """Which client answers: ``local`` (``local:NAME`` models, in the kernel), ``openai``
+    (``--api openai``, or ``auto`` with a URL ending in ``/v1``) or ``ollama``.
+
+    >>> backend_for("local:smollm2", "http://h:11434", "auto")
+    'local'
+    >>> backend_for("m", "http://h:8000/v1", "auto"), backend_for("m", "http://h:8000", "openai")
+    ('openai', 'openai')
+    """
+    if is_local_model(model):
+        return "local"
+    if api == "openai" or (api == "auto" and is_openai_url(base_url)):
+        return "openai"
+    return "ollama"
+
+
 _ONE_LINER = re.compile(r"^(\s*)%ollama\s+(\S.*\?)\s*$")
 
 
@@ -180,19 +204,49 @@ class OllamaMagics(Magics):
     chat = Unicode(
         "", help="Conversation every cell joins unless it says --chat NAME or --no-chat."
     ).tag(config=True)
+    api = Enum(
+        ("auto", "ollama", "openai"),
+        default_value="auto",
+        help="Server API: 'ollama', 'openai' (/v1/chat/completions) or 'auto' (OpenAI when the "
+        "URL ends in /v1). Models named local:NAME always run inside the kernel.",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
-        self._clients: dict[tuple[str, float], OllamaClient] = {}
+        self._clients: dict[tuple[str, str, float], Any] = {}
         self.conversations = Conversations()
 
-    def _client(self, base_url: str, timeout: float) -> OllamaClient:
-        """One client per server, so that keep-alive connections are reused between cells."""
-        key = (base_url, timeout)
+    def _client(self, base_url: str, timeout: float, model: str = "", api: str = "") -> Any:
+        """One client per backend and server, so keep-alive connections are reused."""
+        kind = backend_for(model, base_url, api or self.api)
+        key = (kind, base_url, timeout)
         client = self._clients.get(key)
         if client is None:
-            client = self._clients[key] = OllamaClient(base_url, timeout=timeout)
+            if kind == "local":
+                client = LocalClient(timeout=timeout)
+            elif kind == "openai":
+                client = OpenAIClient(base_url, timeout=timeout)
+            else:
+                client = OllamaClient(base_url, timeout=timeout)
+            self._clients[key] = client
         return client
+
+    def _fallback_model(self, base_url: str, api: str) -> str:
+        """No model named anywhere: the embedded model when no Ollama answers (with a note)."""
+        local = default_local_model()
+        if local is not None and backend_for("", base_url, api) == "ollama":
+            try:
+                self._client(base_url, self.timeout).request_json("GET", "/api/version", timeout=2)
+            except OllamaConnectionError:
+                print(
+                    f"Ollama is not reachable at {base_url}; answering with the embedded {local}.",
+                    file=sys.stderr,
+                )
+                return local
+        raise OllamaUsageError(
+            "No model given. Name one on the magic line (`%%ollama llama3.2`) or set a "
+            "default once with `%config OllamaMagics.model = 'llama3.2'`."
+        )
 
     @no_var_expand
     @magic_arguments()
@@ -276,6 +330,11 @@ class OllamaMagics(Magics):
     @argument("--no-interpolate", action="store_true", help="Send the prompt exactly as typed.")
     @argument("--dry-run", action="store_true", help="Show the request (and curl); send nothing.")
     @argument("--trace", action="store_true", help="Also show the raw stream lines as they come.")
+    @argument(
+        "--api",
+        choices=("auto", "ollama", "openai"),
+        help="Server API (default auto: OpenAI-compatible when the URL ends in /v1).",
+    )
     @argument("-q", "--quiet", action="store_true", help="Show nothing; only set the variable.")
     @line_cell_magic
     def ollama(self, line: str, cell: str | None = None) -> Any:
@@ -445,15 +504,23 @@ class OllamaMagics(Magics):
             raise OllamaUsageError(f"--out needs a Python variable name, got {out_name!r}.")
         if args.dry_run:
             request = self._build_request(args, cell)
-            url = request["base_url"] + "/api/chat"
             body = build_chat_body(**request["body"])
+            kind = backend_for(body["model"], request["base_url"], request["api"])
+            if kind == "openai":
+                client = self._client(request["base_url"], request["timeout"], "", "openai")
+                url, body = client.base_url + "/chat/completions", openai_chat_body(body)
+            elif kind == "local":
+                url = "(in this kernel, no HTTP request)"
+            else:
+                url = request["base_url"] + "/api/chat"
             self._show_dry_run(url, body)
             return
         try:
             request = self._build_request(args, cell)
             if args.pull:
                 for model in request["models"]:
-                    ensure_model(self._context(args.host), model)
+                    if backend_for(model, request["base_url"], request["api"]) == "ollama":
+                        ensure_model(self._context(args.host), model)
         except OllamaMagicError as exc:
             self.shell.user_ns[out_name] = OllamaResponse(error=exc)
             raise
@@ -492,10 +559,8 @@ class OllamaMagics(Magics):
                 "--map runs one model in the foreground; drop --bg / extra models."
             )
         if not model:
-            raise OllamaUsageError(
-                "No model given. Name one on the magic line (`%%ollama llama3.2`) or set a "
-                "default once with `%config OllamaMagics.model = 'llama3.2'`."
-            )
+            model = self._fallback_model(self._base_url(args.host), args.api or self.api)
+            models = [model]
         namespace = self.shell.user_ns
         prompt = cell.rstrip("\n")
         if not prompt.strip():
@@ -545,6 +610,7 @@ class OllamaMagics(Magics):
             messages.append(user)
         return {
             "base_url": self._base_url(args.host),
+            "api": args.api or self.api,
             "timeout": timeout,
             "models": models,
             "chat": chat_name if len(models) == 1 else None,
@@ -569,7 +635,7 @@ class OllamaMagics(Magics):
         job: BackgroundJob | None = None,
     ) -> OllamaResponse:
         model = request["body"]["model"]
-        client = self._client(request["base_url"], request["timeout"])
+        client = self._client(request["base_url"], request["timeout"], model, request["api"])
         view: View = choose_view(self.shell, model, quiet, trace=trace)
         answer: list[str] = []
         thinking: list[str] = []
@@ -684,7 +750,8 @@ class OllamaMagics(Magics):
         items = list(source.tolist() if hasattr(source, "tolist") else source)
         if args.concurrency < 1:
             raise OllamaUsageError("--concurrency must be at least 1.")
-        client = self._client(request["base_url"], request["timeout"])
+        model = request["body"]["model"]
+        client = self._client(request["base_url"], request["timeout"], model, request["api"])
         prompts = []
         for item in items:
             text = template.rstrip("\n")
@@ -739,10 +806,13 @@ class OllamaMagics(Magics):
     def _compare(self, request: dict[str, Any], out_name: str, quiet: bool) -> None:
         """Ask several models the same prompt at once; ``out_name`` maps model → answer."""
         models: list[str] = request["models"]
-        client = self._client(request["base_url"], request["timeout"])
         view = choose_compare_view(self.shell, models, quiet)
         runs = [
-            _ModelRun(client, build_chat_body(**{**request["body"], "model": m})) for m in models
+            _ModelRun(
+                self._client(request["base_url"], request["timeout"], m, request["api"]),
+                build_chat_body(**{**request["body"], "model": m}),
+            )
+            for m in models
         ]
         answers = Answers()
         interrupted = False

@@ -21,6 +21,7 @@ from .commands import CommandContext, Subcommand
 from .errors import (
     Interrupted,
     ModelNotFoundError,
+    OllamaConnectionError,
     OllamaMagicError,
     OllamaStreamError,
     OllamaUsageError,
@@ -29,6 +30,8 @@ from .errors import (
     StreamErrorLine,
     TruncatedStreamError,
 )
+from .local import list_local_models
+from .openai_compat import OpenAIClient
 from .view import close_tree
 
 #: Shortest gap between two progress redraws while bytes arrive (seconds): ~10 updates a second.
@@ -387,12 +390,21 @@ def _row(model: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 
 def installed_models(ctx: CommandContext) -> ModelTable:
-    """The models installed on the server (``GET /api/tags``), in the order Ollama sends them."""
-    data = ctx.client.request_json("GET", "/api/tags")
-    rows = [
-        _row(m, "size", "parameter_size", "quantization_level", "family", "modified_at", "digest")
-        for m in _models_in(data, ctx, "/api/tags")
-    ]
+    """The server's models (``GET /api/tags``, or ``GET /v1/models`` on an OpenAI-compatible
+    server), then the embedded ``local:`` models that are installed in this Python."""
+    local = [m for m in list_local_models() if m["installed"]]
+    keys = ("size", "parameter_size", "quantization_level", "family", "modified_at", "digest")
+    try:
+        if isinstance(ctx.client, OpenAIClient):
+            rows = [{"name": m["name"]} for m in ctx.client.list_models()]
+        else:
+            data = ctx.client.request_json("GET", "/api/tags")
+            rows = [_row(m, *keys) for m in _models_in(data, ctx, "/api/tags")]
+    except OllamaConnectionError:
+        if not local:
+            raise
+        rows = []  # no server: the embedded models still answer
+    rows += [_row(m, *keys) for m in local]
     empty = (
         f"No models are installed on `{ctx.client.base_url}` yet. Download one with "
         f"`%ollama pull {EXAMPLE_MODEL}` (or `ollama pull {EXAMPLE_MODEL}` in a terminal)."

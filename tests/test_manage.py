@@ -89,7 +89,8 @@ def layer(completed: int | None, total: int = 2_000_000_000) -> dict[str, Any]:
 # -- list ------------------------------------------------------------------------------------
 
 
-def test_list_is_data_and_a_markdown_table(shell, server):
+def test_list_is_data_and_a_markdown_table(shell, server, monkeypatch):
+    monkeypatch.setattr("ollama_magic.manage.list_local_models", lambda: [])
     table = magic(shell, "list")
     assert isinstance(table, list)
     assert [row["name"] for row in table] == ["llama3.2:latest", "qwen3:8b"]
@@ -128,6 +129,7 @@ def test_models_is_an_alias_of_list(shell, server):
 
 
 def test_empty_install_says_how_to_pull(shell, monkeypatch):
+    monkeypatch.setattr("ollama_magic.manage.list_local_models", lambda: [])
     with FakeOllama(models=(), thinking_models=()) as empty:
         monkeypatch.setenv("OLLAMA_HOST", empty.host)
         table = magic(shell, "list")
