@@ -2,31 +2,32 @@
 
 A model's answer is attacker-controlled (prompt injection), yet it should render as Markdown:
 headings, lists, tables, math and code must look as intended. JupyterLab, nbconvert and GitHub
-all let raw HTML through Markdown, and a notebook trusts the outputs it produced itself, so any
-tag that survives is live. ``safe_markdown`` therefore rewrites only what could become markup:
+let raw HTML through Markdown, and a notebook trusts the outputs it produced itself, so any tag
+that survives is live. ``safe_markdown`` therefore rewrites only what could become markup:
 
-* outside code, ``<`` before a letter, ``/``, ``!`` or ``?`` becomes ``&lt;`` and ``&`` before a
-  letter or ``#`` becomes ``&amp;``. Nothing else can start a tag, comment or character
-  reference, so ``a < b`` and ``x &= 1`` (common in math) stay as written;
+* outside code, ``<`` before a letter, ``/``, ``!`` or ``?`` becomes ``&lt;``, and ``&`` that
+  starts a character reference (``&#``, ``&name;``) becomes ``&amp;``. Nothing else can start
+  a tag, comment or reference, so ``a < b``, ``?a=1&b=2`` and ``x &= 1`` stay as written;
 * link destinations with a ``javascript:``, ``vbscript:``, ``data:`` or ``file:`` scheme get an
   ``unsafe:`` prefix;
-* code is left alone, because code is already shown as text and ``&lt;`` would appear literally.
+* code is left alone: it is shown as text already, and ``&lt;`` there would appear literally.
 
-The danger is in deciding what is code. If this module treats text as code that a renderer
-treats as Markdown, raw HTML goes through. So code is trusted only where every renderer must
-agree, and anything in doubt is escaped (a stray ``&lt;`` in code is ugly; live HTML is not):
+The hard part is deciding what is code. Text taken for code but rendered as Markdown lets raw
+HTML through, so code is trusted only where every renderer must agree, and anything in doubt is
+escaped (a stray ``&lt;`` in code is ugly; live HTML is not). The rules below were checked
+against markdown-it, nbconvert (mistune) and JupyterLab's own pipeline (marked):
 
-* a fence counts only at the top level (up to three spaces). A fence line inside a list or quote,
-  an indented one, or a line that one renderer may read as a closing fence and another not,
-  stops all fence handling for the rest of the text;
-* an inline code span counts only if it sits on one line and nothing before it in the paragraph
-  can pair its backticks differently: no unmatched backtick run, no link destination or title
-  with a backtick, no ``|`` (table cells split before code spans);
-* math preprocessors (JupyterLab's ``removeMath``, nbconvert's math block parser, markdown-it
-  math plugins) cut ``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]`` and
-  ``\\begin..\\end`` out of the text *before* Markdown sees it. Code that such a region could
-  start or end in, or be swallowed by whole and pasted raw or into an HTML attribute, is not
-  trusted.
+* a fence counts only at the top level (up to three spaces). A fence line inside a list, quote,
+  definition or reference definition, an indented one, or a line that one renderer may read as
+  a closing fence and another not, stops all fence handling for the rest of the text;
+* an inline code span counts only if it sits on one line and nothing before it can pair its
+  backticks differently: an unmatched backtick run, a link destination, title or bare URL that
+  holds a backtick, a ``|`` (table cells split first), a ``~`` or emphasis mark that marked
+  reads its own way;
+* math preprocessors (JupyterLab's ``removeMath``, nbconvert's math block parser) cut
+  ``$...$``, ``$$...$$``, ``\\(...\\)``, ``\\[...\\]`` and ``\\begin..\\end`` out of the text
+  *before* Markdown sees it. Code that such a region could start or end in, or swallow whole
+  and paste back raw or into an HTML attribute, is not trusted.
 """
 
 from __future__ import annotations
@@ -34,27 +35,32 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 
 __all__ = ["safe_markdown"]
 
-_EOL = re.compile(r"\r\n|\r|\n")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 _TICKS = re.compile(r"`+")
 _LINK_TAIL = re.compile(r"\](?=[(:])")  # "](" starts a link tail, "]:" a reference definition
 # marked and mistune turn these into links that run to the next space or "<", backticks included.
 _BARE_URL = re.compile(r"https?://|ftp://|www\.", re.IGNORECASE)
 _URL_END = re.compile(r"[ \t\n\r\f\v<]")
 _SPECIAL = re.compile(r'[<&"]')
+# Worth a look at all: without these a stretch of text comes back unchanged.
+_NEEDS_WORK = re.compile(r"[`<&\"\]]|https?://|ftp://|www\.", re.IGNORECASE)
+# Line breaks as str.splitlines sees them (mistune splits with it) and table pipes.
 _SPAN_BREAKERS = re.compile("[|\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 _SKIP_TO_DEST = re.compile(r"[\s>]*")  # whitespace and quote markers before a destination
 _SPACE = re.compile(r"\s*")
-_NOT_SPACE = re.compile(r"\S*")
-_DEST_END = re.compile(r"[\x00-\x20\x7f]")
+_DEST = re.compile(r"[^\x00-\x20\x7f]*")  # a destination ends at ASCII space or control
+_DD_START = re.compile(r" {0,3}:(?:[ \t]|$)")
 # Anything that can open or close a math region in some renderer (a superset on purpose).
 _MATH = re.compile(r"\$|\\[()\[\]]|\\(?:begin|end)\{")
+_BLOCK_MATH = re.compile(r"\${2,}|\\\[|\\begin\{([^}\r\n]*)\}")
 _TAG_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ/!?")
-_REF_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ#")
+_CHAR_REF = re.compile(r"&(?:#|[A-Za-z][A-Za-z0-9]{0,31};)")  # numeric ones even without ";"
 _UNSAFE_SCHEMES = ("javascript:", "vbscript:", "data:", "file:")
 _SCHEME_PREFIXES = frozenset(s[:i] for s in _UNSAFE_SCHEMES for i in range(1, len(s) + 1))
 _INFO_ESCAPES = str.maketrans(
@@ -74,18 +80,7 @@ def safe_markdown(text: str) -> str:
     """
     if not text:
         return text
-    doc = _Document(text)
-    out: list[str] = []
-    for index, content in enumerate(doc.contents):
-        kind = doc.kinds[index]
-        if kind == _TEXT:
-            out.append(doc.text_out[index])
-            continue
-        if kind == _OPEN:
-            info = doc.fence_of[index].info
-            content = content[:info] + content[info:].translate(_INFO_ESCAPES)
-        out.append(content + doc.eols[index])
-    return "".join(out)
+    return _Document(text).render()
 
 
 @dataclass
@@ -102,92 +97,69 @@ class _Document:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.starts: list[int] = []
-        self.contents: list[str] = []
-        self.eols: list[str] = []
-        pos = 0
-        for match in _EOL.finditer(text):
-            self._add_line(pos, text[pos : match.start()], match.group())
-            pos = match.end()
-        if pos < len(text):
-            self._add_line(pos, text[pos:], "")
-
+        lines = _LINE.findall(text)
+        self.contents = [line.rstrip("\r\n") for line in lines]
+        self.eols = [
+            line[len(content) :] for line, content in zip(lines, self.contents, strict=True)
+        ]
+        self.starts = list(accumulate(map(len, lines), initial=0))[:-1]
         self.stretch = _stretches(self.contents)
+        # (position, line) of every math delimiter, and where each stretch's first and last are.
+        self.math = list(self._walk(m.start() for m in _MATH.finditer(text)))
+        self.bounds = _MathBounds()
+        for pos, line in self.math:
+            self.bounds.add(self.stretch[line], pos)
         self.kinds, fences = _classify(text, self.starts, self.contents)
-        self.fence_of = {i: f for f in fences for i in range(f.open, f.end + 1)}
         cut = self._math_cut(fences)
         if cut is not None:
             self.kinds[cut:] = [_TEXT] * (len(self.kinds) - cut)
             fences = [f for f in fences if f.open < cut]
-            self.fence_of = {i: f for f in fences for i in range(f.open, f.end + 1)}
+        self.info = {f.open: f.info for f in fences}
         self.text_out: dict[int, str] = {}
         self._escape_text()
 
-    def _add_line(self, start: int, content: str, eol: str) -> None:
-        self.starts.append(start)
-        self.contents.append(content)
-        self.eols.append(eol)
+    def render(self) -> str:
+        out = []
+        for index, content in enumerate(self.contents):
+            replaced = self.text_out.get(index)
+            if replaced is not None:
+                out.append(replaced)
+                continue
+            info = self.info.get(index)
+            if info is not None and self.kinds[index] == _OPEN:
+                content = content[:info] + content[info:].translate(_INFO_ESCAPES)
+            out.append(content + self.eols[index])
+        return "".join(out)
+
+    def _walk(self, positions: Iterable[int]) -> Iterator[tuple[int, int]]:
+        """(position, line index) for increasing positions, in one pass over the lines."""
+        starts, line, last = self.starts, 0, len(self.starts) - 1
+        for pos in positions:
+            while line < last and starts[line + 1] <= pos:
+                line += 1
+            yield pos, line
 
     def _line_end(self, index: int) -> int:
         return self.starts[index] + len(self.contents[index])
 
-    def _text_lines(self) -> Iterable[int]:
-        return (i for i, kind in enumerate(self.kinds) if kind == _TEXT)
-
-    def _block_math(self) -> _Intervals:
-        """Where a math block parser may cut out text (nbconvert crosses blank lines and fences).
-
-        Every ``$$``, ``\\[`` or ``\\begin{name}`` in text may open a region that ends at the next
-        matching closer anywhere in the document, or at its end if there is none.
-        """
-        text = self.text
-        doubles = [m.start() for m in re.finditer(r"(?<!\\)(?=\$\$)", text)]
-        single_close = [m.start() for m in re.finditer(r"(?=\\\])", text)]
-        double_close = [m.start() for m in re.finditer(r"(?=\\\\\])", text)]
-        env_close: dict[str, list[int]] = {}
-        for m in re.finditer(r"\\end\{([^}\r\n]*)\}", text):
-            env_close.setdefault(m.group(1), []).append(m.end())
-        spans = []
-
-        def after(ends: list[int], at: int, width: int) -> int:
-            k = bisect_left(ends, at)
-            return ends[k] + width if k < len(ends) else len(text)
-
-        for i in self._text_lines():
-            line, base = self.contents[i], self.starts[i]
-            for m in re.finditer(r"(?=\$\$)|(?=\\\[)|\\begin\{([^}\r\n]*)\}", line):
-                at = base + m.start()
-                if m.group(1) is not None:
-                    spans.append((at, after(env_close.get(m.group(1), []), at, 0)))
-                elif line.startswith("$$", m.start()):
-                    spans.append((at, after(doubles, at + 2, 2)))
-                else:
-                    spans.append((max(at - 1, 0), after(single_close, at + 2, 2)))
-                    spans.append((max(at - 1, 0), after(double_close, at + 2, 3)))
-        return _Intervals(spans)
-
     def _math_cut(self, fences: list[_Fence]) -> int | None:
         """The first line of the first fence that a math region could tear apart, if any."""
-        if not fences:
+        if not fences or not self.math:
             return None
+        fence_at = {i: n for n, f in enumerate(fences) for i in range(f.open, f.end + 1)}
         text_math: set[int] = set()
         zone_math: list[set[int]] = [set() for _ in fences]
-        index_of = {id(f): n for n, f in enumerate(fences)}
-        for i, content in enumerate(self.contents):
-            kind = self.kinds[i]
-            if kind == _CLOSE:
-                continue
+        for pos, line in self.math:
+            kind = self.kinds[line]
             if kind == _TEXT:
-                if _MATH.search(content):
-                    text_math.add(self.stretch[i])
-                continue
-            fence = self.fence_of[i]
-            part = content[fence.info :] if kind == _OPEN else content
-            if _MATH.search(part):
-                zone_math[index_of[id(fence)]].add(self.stretch[i])
+                text_math.add(self.stretch[line])
+            elif kind == _CODE or (
+                kind == _OPEN and pos >= self.starts[line] + fences[fence_at[line]].info
+            ):
+                zone_math[fence_at[line]].add(self.stretch[line])
         shared = Counter(s for stretches in zone_math for s in stretches)
         block_math = self._block_math()
-        bounds = self._math_bounds()
+        bounds = self.bounds
         for fence, stretches in zip(fences, zone_math, strict=True):
             start, end = self.starts[fence.open], self._line_end(fence.end)
             torn = any(s in text_math or shared[s] > 1 for s in stretches)
@@ -202,35 +174,68 @@ class _Document:
         """Whether the block holds a raw ``"`` (the info string's are escaped)."""
         return any('"' in self.contents[i] for i in range(fence.open + 1, fence.end + 1))
 
-    def _math_bounds(self) -> _MathBounds:
-        bounds = _MathBounds()
-        for m in _MATH.finditer(self.text):
-            line = bisect_right(self.starts, m.start()) - 1
-            bounds.add(self.stretch[line], m.start())
-        return bounds
+    def _block_math(self) -> _Intervals:
+        """Where a math block parser may cut out text (nbconvert crosses blank lines and fences).
+
+        Every ``$$``, ``\\[`` or ``\\begin{name}`` in text may open a region that ends at the next
+        matching closer anywhere in the document, or at its end if there is none.
+        """
+        text = self.text
+        doubles = [m.start() for m in re.finditer(r"(?<!\\)\$\$", text)]
+        single = [m.start() for m in re.finditer(r"\\\]", text)]
+        double = [m.start() for m in re.finditer(r"\\\\\]", text)]
+        envs: dict[str, list[int]] = {}
+        for m in re.finditer(r"\\end\{([^}\r\n]*)\}", text):
+            envs.setdefault(m.group(1), []).append(m.end())
+
+        def after(ends: list[int], at: int, width: int) -> int:
+            k = bisect_left(ends, at)
+            return ends[k] + width if k < len(ends) else len(text)
+
+        spans = []
+        found = list(_BLOCK_MATH.finditer(text))
+        for m, (at, line) in zip(found, self._walk(m.start() for m in found), strict=True):
+            if self.kinds[line] != _TEXT:
+                continue
+            if m.group(1) is not None:
+                spans.append((at, after(envs.get(m.group(1), []), at, 0)))
+            elif text[at] == "$":  # each "$$" of the run may start one: the last ends latest
+                spans.append((at, after(doubles, m.end(), 2)))
+            else:  # "\[" for markdown-it plugins, "\\[" (one earlier) for nbconvert
+                spans.append((max(at - 1, 0), after(single, at + 2, 2)))
+                spans.append((max(at - 1, 0), after(double, at + 2, 3)))
+        return _Intervals(spans)
 
     def _escape_text(self) -> None:
-        """Escape every text line, one scope of lines at a time."""
+        """Escape the text lines, one scope of lines that may share a paragraph at a time."""
+        text_lines = [i for i, kind in enumerate(self.kinds) if kind == _TEXT]
+        busy = {self.stretch[i] for i in text_lines if _NEEDS_WORK.search(self.contents[i])}
+        if not busy:
+            return
         block_math = self._block_math()
-        bounds = self._math_bounds()
-        groups: dict[int, list[int]] = {}
+        bounds = self.bounds
         if block_math:
-            # A block math region may join paragraphs across blank lines: pair over everything.
-            groups[0] = list(self._text_lines())
+            # nbconvert's block math may join paragraphs across blank lines: pair over all.
+            groups: Iterable[list[int]] = [text_lines]
         else:
-            # JupyterLab's math regions stop at blank lines but may swallow a fence whole.
-            for i in self._text_lines():
-                groups.setdefault(self.stretch[i], []).append(i)
-        for lines in groups.values():
+            # Nothing else crosses a blank line, though JupyterLab's math may swallow a fence.
+            by_stretch: dict[int, list[int]] = {}
+            for i in text_lines:
+                if self.stretch[i] in busy:
+                    by_stretch.setdefault(self.stretch[i], []).append(i)
+            groups = by_stretch.values()
+        for lines in groups:
             _Scope(self, lines, block_math, bounds).escape()
 
 
 def _stretches(contents: list[str]) -> list[int]:
-    """Number the runs of lines between blank lines (nothing in Markdown or math crosses one,
-    except nbconvert's block math, handled apart)."""
+    """Number the runs of lines between blank lines.
+
+    Only a line of spaces counts as blank: marked continues a paragraph over a line of tabs.
+    """
     ids, current = [], 0
     for content in contents:
-        if not content.strip(" \t"):
+        if not content.strip(" "):
             current += 1
         ids.append(current)
     return ids
@@ -253,9 +258,11 @@ def _classify(text: str, starts: list[int], contents: list[str]) -> tuple[list[i
     current: tuple[str, int, int, _Fence] | None = None
     for index, line in enumerate(contents):
         if current is None:
+            swallowed = swallowers.feed(line, starts[index])
+            if "`" not in line and "~" not in line:
+                continue
             indent = len(line) - len(line.lstrip(" "))
             found = _fence_at(line, indent) if indent <= 3 else None
-            swallowed = swallowers.feed(line, starts[index])
             # mistune reads a line with "|" right after a table as one more table row.
             if found and "|" not in line and index <= last and not swallowed:
                 char, length, info = found
@@ -267,6 +274,10 @@ def _classify(text: str, starts: list[int], contents: list[str]) -> tuple[list[i
                 return kinds, fences
             continue
         char, length, indent, fence = current
+        if not indent and line[:1] not in (" ", "\t", char):  # the common case: plain code
+            kinds[index] = _CODE
+            fence.end = index
+            continue
         body = line.lstrip(" \t")
         if body:
             lead = line[: len(line) - len(body)]
@@ -333,64 +344,12 @@ def _container_end(line: str, boxes: bool = False) -> int:
     return i
 
 
-_DD_START = re.compile(r" {0,3}:(?:[ \t]|$)")
-
-
-class _Swallowers:
-    """Block constructs that marked or mistune let run over a following fence line.
-
-    A reference definition's label, destination and title may each continue on later lines,
-    and a mistune definition-list item runs on to a blank line (and past it, for indented
-    lines). A fence inside either is no fence for that renderer.
-    """
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.opening = _unescaped(text, "[")
-        self.closing = _unescaped(text, "]")
-        self.quotes = {q: _unescaped(text, q) for q in "\"')"}
-        self.reference_end = -1
-        self.definition = False
-        self.after_blank = False
-
-    def feed(self, line: str, start: int) -> bool:
-        """Take the next line outside code; whether it may belong to such a construct."""
-        if not line.strip(" \t"):
-            self.after_blank = True
-            return False
-        if _DD_START.match(line):
-            self.definition = True
-        elif self.after_blank and not line.startswith((" ", "\t")):
-            self.definition = False
-        self.after_blank = False
-        inside = self.definition or start < self.reference_end
-        i = _container_end(line)
-        if line.startswith("[", i):
-            self.reference_end = max(self.reference_end, self._reference_end(start + i))
-        return inside
-
-    def _reference_end(self, at: int) -> int:
-        """End of a possible reference definition opening at ``text[at]``, else -1."""
-        text = self.text
-        k = bisect_right(self.closing, at)
-        if k == len(self.closing):
-            return -1
-        close = self.closing[k]
-        j = bisect_right(self.opening, at)
-        if (j < len(self.opening) and self.opening[j] < close) or text[
-            close + 1 : close + 2
-        ] != ":":
-            return -1
-        dest = _SPACE.match(text, close + 2).end()
-        m = _NOT_SPACE.match(text, dest)
-        end = m.end()
-        title = _SPACE.match(text, end).end()
-        if title < len(text) and text[title] in "\"'(":
-            closers = self.quotes[")" if text[title] == "(" else text[title]]
-            k = bisect_right(closers, title)
-            if k < len(closers):
-                end = closers[k] + 1
-        return end
+def _columns(lead: str) -> int:
+    """Width of leading whitespace with tab stops of four, as CommonMark counts it."""
+    column = 0
+    for ch in lead:
+        column += 4 - column % 4 if ch == "\t" else 1
+    return column
 
 
 def _unescaped(text: str, char: str) -> list[int]:
@@ -405,12 +364,61 @@ def _unescaped(text: str, char: str) -> list[int]:
     return found
 
 
-def _columns(lead: str) -> int:
-    """Width of leading whitespace with tab stops of four, as CommonMark counts it."""
-    column = 0
-    for ch in lead:
-        column += 4 - column % 4 if ch == "\t" else 1
-    return column
+class _Swallowers:
+    """Block constructs that marked or mistune let run over a following fence line.
+
+    A reference definition's label, destination and title may each continue on later lines,
+    and a mistune definition-list item runs on to a blank line (and past it, for indented
+    lines). A fence inside either is no fence for that renderer.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.opening = _unescaped(text, "[")
+        self.closing = _unescaped(text, "]")
+        self.quotes: dict[str, list[int]] | None = None
+        self.reference_end = -1
+        self.definition = False
+        self.after_blank = False
+
+    def feed(self, line: str, start: int) -> bool:
+        """Take the next line outside code; whether it may belong to such a construct."""
+        if not line.strip(" "):
+            self.after_blank = True
+            return False
+        if _DD_START.match(line):
+            self.definition = True
+        elif self.after_blank and not line.startswith((" ", "\t")):
+            self.definition = False
+        self.after_blank = False
+        inside = self.definition or start < self.reference_end
+        if "[" in line:
+            i = _container_end(line)
+            if line.startswith("[", i):
+                self.reference_end = max(self.reference_end, self._reference_end(start + i))
+        return inside
+
+    def _reference_end(self, at: int) -> int:
+        """End of a possible reference definition opening at ``text[at]``, else -1."""
+        text = self.text
+        k = bisect_right(self.closing, at)
+        if k == len(self.closing):
+            return -1
+        close = self.closing[k]
+        j = bisect_right(self.opening, at)
+        nested = j < len(self.opening) and self.opening[j] < close
+        if nested or not text.startswith(":", close + 1):
+            return -1
+        end = _DEST.match(text, _SPACE.match(text, close + 2).end()).end()
+        title = _SPACE.match(text, end).end()
+        if title < len(text) and text[title] in "\"'(":
+            if self.quotes is None:
+                self.quotes = {q: _unescaped(text, q) for q in "\"')"}
+            closers = self.quotes[")" if text[title] == "(" else text[title]]
+            k = bisect_right(closers, title)
+            if k < len(closers):
+                end = closers[k] + 1
+        return end
 
 
 class _Intervals:
@@ -441,6 +449,9 @@ class _MathBounds:
         self.first: dict[int, int] = {}
         self.last: dict[int, int] = {}
 
+    def __bool__(self) -> bool:
+        return bool(self.first)
+
     def add(self, stretch: int, pos: int) -> None:
         self.first.setdefault(stretch, pos)
         self.last[stretch] = pos
@@ -469,29 +480,14 @@ class _Scope:
         self.lines = lines
         self.block_math = block_math
         self.bounds = bounds
-        self.offsets: list[int] = []
-        parts = []
-        total = 0
-        for i in lines:
-            self.offsets.append(total)
-            piece = doc.contents[i] + doc.eols[i]
-            parts.append(piece)
-            total += len(piece)
-        self.s = "".join(parts)
-        self.runs = [(m.start(), m.end()) for m in _TICKS.finditer(self.s)]
-        self.run_starts = [start for start, _ in self.runs]
-        self.brackets = _unescaped(self.s, "[")
-
-    def _global(self, pos: int) -> tuple[int, int]:
-        """(line index, position in the whole text) of a position in the scope."""
-        k = bisect_right(self.offsets, pos) - 1
-        line = self.lines[k]
-        return line, self.doc.starts[line] + pos - self.offsets[k]
+        pieces = [doc.contents[i] + doc.eols[i] for i in lines]
+        self.offsets = list(accumulate(map(len, pieces), initial=0))
+        self.s = "".join(pieces)
 
     def escape(self) -> None:
         s = self.s
         tails = [m.start() + 1 for m in _LINK_TAIL.finditer(s)]
-        spans = self._code_spans(tails)
+        spans = self._code_spans(tails) if "`" in s else []
         edits: list[tuple[int, int, str]] = []
         for at in tails:
             dest = _SKIP_TO_DEST.match(s, at + 1).end()
@@ -502,7 +498,14 @@ class _Scope:
             self._escape_range(pos, start, edits)
             pos = end
         self._escape_range(pos, len(s), edits)
-        self._apply(sorted(edits))
+        edits.sort()
+        self._apply(edits)
+
+    def _global(self, pos: int) -> tuple[int, int]:
+        """(line index, position in the whole text) of a position in the scope."""
+        k = bisect_right(self.offsets, pos) - 1
+        line = self.lines[k]
+        return line, self.doc.starts[line] + pos - self.offsets[k]
 
     def _code_spans(self, tails: list[int]) -> list[tuple[int, int]]:
         """Trusted code spans in CommonMark's left-to-right pairing, up to the first doubt.
@@ -510,22 +513,25 @@ class _Scope:
         Link tails and bare URLs that start before a backtick may swallow it in some renderer,
         so one that holds a backtick ends the trust.
         """
-        s, runs = self.s, self.runs
+        s = self.s
+        runs = [(m.start(), m.end()) for m in _TICKS.finditer(s)]
+        run_starts = [start for start, _ in runs]
         by_length: dict[int, list[int]] = {}
         for n, (start, end) in enumerate(runs):
             by_length.setdefault(end - start, []).append(n)
-        tail = _TailScanner(s, self.run_starts)
-        hazards = sorted(
-            [(at, True) for at in tails] + [(m.start(), False) for m in _BARE_URL.finditer(s)]
-        )
+        last = run_starts[-1]
+        hazards = [(at, True) for at in tails if at < last]
+        hazards += [(m.start(), False) for m in _BARE_URL.finditer(s, 0, last)]
+        hazards.sort()
+        scanner = _TailScanner(s, run_starts)
+        self.brackets = _unescaped(s, "[") if "[" in s else []
         spans: list[tuple[int, int]] = []
-        pos = 0
-        r = t = 0
-        while r < len(runs) or t < len(hazards):
-            if t < len(hazards) and (r >= len(runs) or hazards[t][0] < runs[r][0]):
+        pos = r = t = 0
+        while r < len(runs):
+            if t < len(hazards) and hazards[t][0] < runs[r][0]:
                 at, is_tail = hazards[t]
                 t += 1
-                if at >= pos and (tail.has_backtick(at) if is_tail else tail.url_has_backtick(at)):
+                if at >= pos and (scanner.tail_hides(at) if is_tail else scanner.url_hides(at)):
                     return spans
                 continue
             start, end = runs[r]
@@ -558,9 +564,8 @@ class _Scope:
         ``s[text:opener]`` is the text before it, back to the previous span.
         """
         inner = self.s[content:close]
-        # Line breaks (as str.splitlines sees them: mistune splits with it), table pipes,
-        # mistune's "~~" and math delimiters all let a renderer end or start something else
-        # inside the span.
+        # Line breaks, table pipes, mistune's "~~" and math delimiters all let a renderer end
+        # or start something else inside the span.
         if _SPAN_BREAKERS.search(inner) or "~~" in inner or _MATH.search(inner):
             return False
         # marked hides code from emphasis by pairing single backticks, which misses longer
@@ -571,12 +576,14 @@ class _Scope:
         k = bisect_left(self.brackets, text)
         if "]" in inner and k < len(self.brackets) and self.brackets[k] < opener:
             return False
+        if not (self.block_math or ('"' in inner and self.bounds)):
+            return True
         line, start = self._global(opener)
         stop = start + end - opener
-        if self.block_math.overlaps(start, stop):
-            return False
         stretch = self.doc.stretch[line]
-        return '"' not in inner or not self.bounds.encloses(stretch, stretch, start, stop)
+        return not self.block_math.overlaps(start, stop) and not (
+            '"' in inner and self.bounds.encloses(stretch, stretch, start, stop)
+        )
 
     def _escape_range(self, start: int, end: int, edits: list[tuple[int, int, str]]) -> None:
         """Edits that turn ``s[start:end]`` (not code) into text that cannot become markup."""
@@ -584,16 +591,18 @@ class _Scope:
         for m in _SPECIAL.finditer(s, start, end):
             i = m.start()
             ch = s[i]
-            after = s[i + 1] if i + 1 < len(s) else ""
+            after = s[i + 1 : i + 2]
             if ch == "<":
                 if after not in _TAG_START:
                     continue
                 replacement = "&lt;"
             elif ch == "&":
-                if after not in _REF_START:
+                if not _CHAR_REF.match(s, i):
                     continue
                 replacement = "&amp;"
             else:
+                if not self.bounds:
+                    continue
                 line, at = self._global(i)
                 stretch = self.doc.stretch[line]
                 if not self.bounds.encloses(stretch, stretch, at, at + 1):
@@ -607,11 +616,13 @@ class _Scope:
             edits.append((first, i + 1, replacement))
 
     def _apply(self, edits: list[tuple[int, int, str]]) -> None:
-        s, doc = self.s, self.doc
+        s, out = self.s, self.doc.text_out
         k = 0
-        bounds = [*self.offsets, len(s)]
         for n, line in enumerate(self.lines):
-            lo, hi = bounds[n], bounds[n + 1]
+            lo, hi = self.offsets[n], self.offsets[n + 1]
+            if k == len(edits) or edits[k][0] >= hi:
+                out[line] = s[lo:hi]
+                continue
             parts = []
             pos = lo
             while k < len(edits) and edits[k][0] < hi:
@@ -621,53 +632,54 @@ class _Scope:
                 pos = end
                 k += 1
             parts.append(s[pos:hi])
-            doc.text_out[line] = "".join(parts)
+            out[line] = "".join(parts)
 
 
 class _TailScanner:
-    """Whether a link tail (destination and title) may hide a backtick from code-span pairing.
+    """Whether a link tail or bare URL may hide a backtick from code-span pairing.
 
-    A renderer that sees a link consumes backticks in its tail; one that does not sees code
-    span delimiters. The scan covers at least as much as any renderer's tail could.
+    A renderer that sees a link consumes backticks in its destination and title; one that does
+    not sees code span delimiters. The scan covers at least as much as any renderer's tail.
     """
 
     def __init__(self, s: str, run_starts: list[int]) -> None:
         self.s = s
         self.run_starts = run_starts
-        self.unescaped = {q: _unescaped(s, q) for q in "\"')"}
-        self.url_stops = [m.start() for m in _URL_END.finditer(s)]
+        self.quotes: dict[str, list[int]] | None = None
+        self.url_stops: list[int] | None = None
         self.word = (0, 0)  # [lo, hi) holds no whitespace, s[hi] is whitespace
         self.ends: dict[int, int] = {}
 
-    def url_has_backtick(self, at: int) -> bool:
-        k = bisect_left(self.url_stops, at)
-        return self._backtick_before(
-            at, self.url_stops[k] if k < len(self.url_stops) else len(self.s)
-        )
-
-    def _backtick_before(self, start: int, end: int) -> bool:
+    def _backtick_in(self, start: int, end: int) -> bool:
         k = bisect_left(self.run_starts, start)
         return k < len(self.run_starts) and self.run_starts[k] < end
 
-    def has_backtick(self, at: int) -> bool:
+    def url_hides(self, at: int) -> bool:
+        if self.url_stops is None:
+            self.url_stops = [m.start() for m in _URL_END.finditer(self.s)]
+        k = bisect_left(self.url_stops, at)
+        return self._backtick_in(at, self.url_stops[k] if k < len(self.url_stops) else len(self.s))
+
+    def tail_hides(self, at: int) -> bool:
         s = self.s
         dest = _SKIP_TO_DEST.match(s, at + 1).end()
         lo, hi = self.word
         if not lo <= dest < hi:
-            m = _DEST_END.search(s, dest)
-            hi = m.start() if m else len(s)
+            hi = _DEST.match(s, dest).end()
             self.word = (dest, hi)
         end = self.ends.get(hi)
         if end is None:
             end = hi
             title = _SKIP_TO_DEST.match(s, hi).end()
             if title < len(s) and s[title] in "\"'(":
-                closers = self.unescaped[")" if s[title] == "(" else s[title]]
+                if self.quotes is None:
+                    self.quotes = {q: _unescaped(s, q) for q in "\"')"}
+                closers = self.quotes[")" if s[title] == "(" else s[title]]
                 k = bisect_right(closers, title)
                 if k < len(closers):
                     end = closers[k] + 1
             self.ends[hi] = end
-        return self._backtick_before(at, end)
+        return self._backtick_in(at, end)
 
 
 def _unsafe_scheme(s: str, i: int) -> bool:
