@@ -61,6 +61,12 @@ def _snippet(data: bytes | str, limit: int = _SNIPPET) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def _answered_then_hung_up(exc: BaseException) -> bool:
+    """A connection that was made, then closed by the server before any response."""
+    text = str(exc)
+    return "RemoteDisconnected" in text or "Connection aborted" in text
+
+
 def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Yield complete ``\\n``-terminated lines from arbitrary chunks, in linear time.
 
@@ -153,6 +159,12 @@ class OllamaClient:
                 "forever), or warm the model up first."
             ) from None
         except requests.exceptions.ConnectionError as exc:
+            if _answered_then_hung_up(exc):
+                raise TruncatedStreamError(
+                    f"{self.base_url} accepted the request but closed the connection without "
+                    "answering. The server may have crashed or restarted, or a proxy in between "
+                    "dropped the request; check `ollama serve`'s log, then re-run the cell."
+                ) from None
             raise self._unreachable(self._reason(exc), exc) from None
         except requests.exceptions.RequestException as exc:
             raise self._unreachable(self._reason(exc), exc) from None
