@@ -30,7 +30,7 @@ from .result import OllamaResponse
 #: Shortest gap between two text updates sent to the front end (seconds).
 TEXT_INTERVAL = 0.040
 #: Gap between two status-line updates while nothing else changes (seconds).
-STATUS_INTERVAL = 0.5
+STATUS_INTERVAL = 1.0
 
 
 class View(Protocol):
@@ -99,7 +99,7 @@ def format_status(
     """
     parts = [model, phase, f"{elapsed:.1f} s"]
     if chunks:
-        parts.append(f"{chunks} tokens")
+        parts.append(f"{chunks} token{'s' if chunks != 1 else ''}")
     if tokens_per_second:
         parts.append(f"{tokens_per_second:.1f} tokens/s")
     return " · ".join(parts)

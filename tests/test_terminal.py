@@ -8,6 +8,8 @@ import sys
 
 from ollama_magic.testing import Reply
 
+IPYTHON = [sys.executable, "-m", "IPython", "--no-banner", "--colors=NoColor"]
+
 
 def test_ipython_script_streams_to_stdout_and_sets_variable(server, tmp_path):
     server.enqueue(Reply.answer(["Blue", " because", " of", " Rayleigh."]))
@@ -19,8 +21,7 @@ def test_ipython_script_streams_to_stdout_and_sets_variable(server, tmp_path):
         "print('\\nSTORED:', repr(str(ollama_response)), ollama_response.done_reason)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "IPython", "--no-banner", "--colors=NoColor"]
-        + ["--ext", "ollama_magic", str(script)],
+        [*IPYTHON, "--ext", "ollama_magic", str(script)],
         env={**os.environ, "OLLAMA_HOST": server.host},
         capture_output=True,
         text=True,
@@ -35,7 +36,7 @@ def test_ipython_script_error_is_short(server, tmp_path):
     script = tmp_path / "missing.ipy"
     script.write_text("%load_ext ollama_magic\n%ollama llama9 Hi\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "IPython", "--no-banner", "--colors=NoColor", str(script)],
+        [*IPYTHON, str(script)],
         env={**os.environ, "OLLAMA_HOST": server.host},
         capture_output=True,
         text=True,
