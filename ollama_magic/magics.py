@@ -637,8 +637,9 @@ class OllamaMagics(Magics):
         model = request["body"]["model"]
         client = self._client(request["base_url"], request["timeout"], model, request["api"])
         view: View = choose_view(self.shell, model, quiet, trace=trace)
-        answer: list[str] = []
-        thinking: list[str] = []
+        # UTF-8 bytes, not a list of str: one small object per token would cost ~55 bytes each.
+        answer = bytearray()
+        thinking = bytearray()
         done: Done | None = None
         error: OllamaMagicError | None = None
         interrupted = False
@@ -654,10 +655,10 @@ class OllamaMagics(Magics):
                 for event in stream:
                     kind = type(event)
                     if kind is AnswerDelta:
-                        answer.append(event.text)
+                        answer += event.text.encode("utf-8", "surrogatepass")
                         view.answer(event.text)
                     elif kind is ThinkingDelta:
-                        thinking.append(event.text)
+                        thinking += event.text.encode("utf-8", "surrogatepass")
                         view.thinking(event.text)
                     else:
                         done = event
@@ -668,7 +669,7 @@ class OllamaMagics(Magics):
             if job is not None and job.cancelled:
                 interrupted, error = True, None  # .cancel() hung up on purpose
         finally:
-            text = "".join(answer)
+            text = answer.decode("utf-8", "surrogatepass")
             if interrupted:
                 error = Interrupted(
                     f"Stopped after {len(text)} characters of the answer. The partial answer is "
@@ -682,7 +683,7 @@ class OllamaMagics(Magics):
             result = OllamaResponse(
                 text,
                 model=(done.model if done and done.model else model),
-                thinking="".join(thinking),
+                thinking=thinking.decode("utf-8", "surrogatepass"),
                 done_reason=done.done_reason if done and error is None else None,
                 stats=done.stats if done else None,
                 interrupted=interrupted,

@@ -355,10 +355,13 @@ class LiveView:
         self._thinking_out = widgets.Output(
             layout=widgets.Layout(max_height="16em", overflow="auto")
         )
+        # Built hidden (not hidden afterwards): every later change is one more message.
         self._thinking_box = widgets.Accordion(
-            children=[self._thinking_out], titles=("Thinking…",), selected_index=0
+            children=[self._thinking_out],
+            titles=("Thinking…",),
+            selected_index=0,
+            layout=widgets.Layout(display="none"),
         )
-        self._thinking_box.layout.display = "none"
         self._answer_out = widgets.Output()
         children = [self._status, self._thinking_box, self._answer_out]
         if self._tracing:
@@ -369,8 +372,7 @@ class LiveView:
                 layout=widgets.Layout(width="100%", height="12em"),
             )
             children.append(self._trace_area)
-        self._box = widgets.VBox(children)
-        self._box.add_class("ollama-magic-live")
+        self._box = widgets.VBox(children, _dom_classes=("ollama-magic-live",))
         # Display first: once an Output widget owns the cell's message id, front ends route
         # every output of the cell into it, including this display itself.
         self._handle = self._display(self._box, display_id=True)
