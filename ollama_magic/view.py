@@ -4,7 +4,7 @@ The live view is built around one cost model. Re-sending the whole text on every
 ``HTML.value`` or ``Output.append_stdout`` per token) makes the bytes sent to the browser grow
 with the square of the answer. Instead, new text goes out as ``stream`` messages that carry only
 the new characters, routed by the front end into an ``ipywidgets.Output`` (the widget captures
-messages whose parent is the cell's request), and batched so the browser gets at most ~25
+messages whose parent is the cell's request), and batched so the browser gets at most ~22
 updates a second, the first one as soon as it arrives. When the answer ends, the widget is
 replaced in place (``update_display``) by a plain Markdown output that the saved notebook,
 nbconvert and GitHub show without widget state.
@@ -28,7 +28,7 @@ from .markdown import safe_markdown
 from .result import OllamaResponse
 
 #: Shortest gap between two text updates sent to the front end (seconds).
-TEXT_INTERVAL = 0.040
+TEXT_INTERVAL = 0.045
 #: Gap between two status-line updates while nothing else changes (seconds).
 STATUS_INTERVAL = 1.0
 
