@@ -62,9 +62,13 @@ def _snippet(data: bytes | str, limit: int = _SNIPPET) -> str:
 
 
 def _answered_then_hung_up(exc: BaseException) -> bool:
-    """A connection that was made, then closed by the server before any response."""
-    text = str(exc)
-    return "RemoteDisconnected" in text or "Connection aborted" in text
+    """A connection that was made, then closed by the server before any response.
+
+    requests wraps urllib3's ProtocolError ("Connection aborted.") for that case, and a
+    MaxRetryError for a connection that could not be made at all.
+    """
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, urllib3.exceptions.ProtocolError)
 
 
 def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
