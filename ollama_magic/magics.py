@@ -33,7 +33,7 @@ from .local import LocalClient, default_local_model, is_local_model
 from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
 from .openai_compat import OpenAIClient, is_openai_url, openai_chat_body
 from .prompt import dry_run_markdown, encode_image, interpolate, resolve_format
-from .result import OllamaResponse
+from .result import OllamaResponse, decode_draining
 from .view import (
     View,
     choose_compare_view,
@@ -669,17 +669,10 @@ class OllamaMagics(Magics):
             if job is not None and job.cancelled:
                 interrupted, error = True, None  # .cancel() hung up on purpose
         finally:
-            text = answer.decode("utf-8", "surrogatepass")
-            if interrupted:
-                error = Interrupted(
-                    f"Stopped after {len(text)} characters of the answer. The partial answer is "
-                    f"in `{out_name}` (`{out_name}.interrupted` is True)."
-                )
-            elif error is not None and (text or thinking):
-                error.message += (
-                    f" The {len(text)} characters received before that are kept in `{out_name}`."
-                )
-                error.args = (error.message,)
+            # The buffer goes as soon as it is decoded, and the decoded copy once the result
+            # holds it: a long answer is held at most twice at a time, once after this.
+            text = decode_draining(answer)
+            del answer
             result = OllamaResponse(
                 text,
                 model=(done.model if done and done.model else model),
@@ -691,6 +684,18 @@ class OllamaMagics(Magics):
                 request=body,
                 host=client.base_url,
             )
+            del text, thinking
+            chars = len(result)
+            if interrupted:
+                error = result.error = Interrupted(
+                    f"Stopped after {chars} characters of the answer. The partial answer is "
+                    f"in `{out_name}` (`{out_name}.interrupted` is True)."
+                )
+            elif error is not None and (chars or result.thinking):
+                error.message += (
+                    f" The {chars} characters received before that are kept in `{out_name}`."
+                )
+                error.args = (error.message,)
             if done is not None:
                 # The digest identifies the exact weights; it costs one cached /api/tags call.
                 entry = client.installed_models(timeout=1.0).get(result.model) or {}
@@ -703,7 +708,7 @@ class OllamaMagics(Magics):
                     Exchange(
                         key=self._cell_key(),
                         prompt=request["prompt"],
-                        answer=text,
+                        answer=result.text,
                         model=result.model,
                         images=request["images"],
                         thinking=result.thinking,

@@ -97,12 +97,16 @@ class _Document:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        lines = _LINE.findall(text)
-        self.contents = [line.rstrip("\r\n") for line in lines]
-        self.eols = [
-            line[len(content) :] for line, content in zip(lines, self.contents, strict=True)
-        ]
-        self.starts = list(accumulate(map(len, lines), initial=0))[:-1]
+        # One line at a time, so the text is not held a second time as a list of whole lines.
+        self.contents: list[str] = []
+        self.eols: list[str] = []
+        self.starts: list[int] = []
+        for match in _LINE.finditer(text):
+            line = match.group()
+            content = line.rstrip("\r\n")
+            self.contents.append(content)
+            self.eols.append(line[len(content) :])
+            self.starts.append(match.start())
         self.stretch = _stretches(self.contents)
         # (position, line) of every math delimiter, and where each stretch's first and last are.
         self.math = list(self._walk(m.start() for m in _MATH.finditer(text)))
@@ -119,16 +123,28 @@ class _Document:
         self._escape_text()
 
     def render(self) -> str:
-        out = []
-        for index, content in enumerate(self.contents):
-            replaced = self.text_out.get(index)
-            if replaced is not None:
-                out.append(replaced)
+        """The text with its changed lines replaced; the text itself when nothing changed.
+
+        Most answers hold no HTML, so returning the input unchanged (not a copy) keeps a long
+        answer from being held twice while its final output is built.
+        """
+        changed = self.text_out
+        for index, info in self.info.items():
+            if self.kinds[index] != _OPEN:
                 continue
-            info = self.info.get(index)
-            if info is not None and self.kinds[index] == _OPEN:
-                content = content[:info] + content[info:].translate(_INFO_ESCAPES)
-            out.append(content + self.eols[index])
+            content = self.contents[index]
+            escaped = content[info:].translate(_INFO_ESCAPES)
+            if escaped != content[info:]:
+                changed[index] = content[:info] + escaped + self.eols[index]
+        if not changed:
+            return self.text
+        text, out, pos = self.text, [], 0
+        for index in sorted(changed):
+            start = self.starts[index]
+            out.append(text[pos:start])
+            out.append(changed[index])
+            pos = start + len(self.contents[index]) + len(self.eols[index])
+        out.append(text[pos:])
         return "".join(out)
 
     def _walk(self, positions: Iterable[int]) -> Iterator[tuple[int, int]]:
@@ -621,8 +637,7 @@ class _Scope:
         for n, line in enumerate(self.lines):
             lo, hi = self.offsets[n], self.offsets[n + 1]
             if k == len(edits) or edits[k][0] >= hi:
-                out[line] = s[lo:hi]
-                continue
+                continue  # unchanged: rendered from the original text
             parts = []
             pos = lo
             while k < len(edits) and edits[k][0] < hi:

@@ -95,3 +95,25 @@ class OllamaResponse(str):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (str, (self.text,))
+
+
+def decode_draining(buffer: bytearray, step: int = 1 << 16) -> str:
+    """Decode a UTF-8 answer buffer, emptying it from the end as it goes.
+
+    One ``bytes.decode`` of a long answer that is not pure ASCII briefly holds the buffer and
+    two copies of the text (CPython widens its first, ASCII-only result); this holds little more
+    than the text. Lone surrogates pass through, as the stream's JSON may carry them.
+
+    >>> buffer = bytearray("naïve café ".encode() * 3)
+    >>> decode_draining(buffer, step=4), buffer
+    ('naïve café naïve café naïve café ', bytearray(b''))
+    """
+    pieces = []
+    while buffer:
+        cut = max(len(buffer) - step, 0)
+        while cut and buffer[cut] & 0xC0 == 0x80:  # not inside a multi-byte character
+            cut -= 1
+        pieces.append(buffer[cut:].decode("utf-8", "surrogatepass"))
+        del buffer[cut:]
+    pieces.reverse()
+    return "".join(pieces)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
+import json
 import os
 import select
 import sys
@@ -118,15 +119,47 @@ def outcome_line(result: OllamaResponse, out_name: str) -> str:
     return ""
 
 
+#: Answers up to this many characters are saved whole in text/plain too; longer ones only begin
+#: there (the Markdown beside it always holds the whole answer).
+PLAIN_LIMIT = 2000
+
+
+def plain_text(text: str, out_name: str) -> str:
+    """The ``text/plain`` of a final output: the answer if short, else its start and a pointer.
+
+    Every notebook front end, nbconvert and GitHub show the ``text/markdown`` beside it; plain
+    text is the fallback of text-only readers. Keeping a long answer there too would send and
+    save it twice (three times with the live text), so a long one is cut at a line or word.
+
+    >>> plain_text("short answer", "r")
+    'short answer'
+    >>> plain_text("word " * 1000, "r").splitlines()[-1]
+    '… [3,001 more characters; the whole answer is in `r`]'
+    """
+    if len(text) <= PLAIN_LIMIT:
+        return str.__str__(text)
+    cut = text.rfind("\n", 0, PLAIN_LIMIT)
+    if cut < PLAIN_LIMIT // 2:
+        cut = text.rfind(" ", 0, PLAIN_LIMIT)
+    if cut < PLAIN_LIMIT // 2:
+        cut = PLAIN_LIMIT
+    where = f"; the whole answer is in `{out_name}`" if out_name else ""
+    return f"{text[:cut].rstrip()}\n… [{len(text) - cut:,} more characters{where}]"
+
+
 def final_bundle(result: OllamaResponse, out_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The persistent display output: safe Markdown for people, the raw text for text/plain."""
-    body = safe_markdown(result.text) if result else ""
+    """The persistent display output: safe Markdown for people, plain text for text-only readers.
+
+    The Markdown is made from the result itself (no copy), and is the result itself when the
+    answer needs no escaping.
+    """
+    body = safe_markdown(result) if result else ""
     note = outcome_line(result, out_name)
     if note:
         body = f"{body}\n\n*{note}*" if body else f"*{note}*"
     elif not body and result.error is None:
         body = "*(empty answer)*"
-    data = {"text/markdown": body, "text/plain": result.text}
+    data = {"text/markdown": body, "text/plain": plain_text(result, out_name)}
     metadata = {"ollama_magic": result.provenance or provenance(result)}
     return data, metadata
 
@@ -333,7 +366,7 @@ class LiveView:
         session.send(
             self._kernel.iopub_socket,
             "stream",
-            {"name": "stdout", "text": text},
+            _utf8_json({"name": "stdout", "text": text}),
             parent=self._parent,
             ident=b"stream.stdout",
         )
@@ -444,10 +477,57 @@ class LiveView:
             self._capturing = None
         data, metadata = final_bundle(result, out_name)
         if self._handle is not None:
-            self._handle.update(data, metadata=metadata, raw=True)
+            self._replace_widget(data, metadata)
         else:
             self._display(data, metadata=metadata, raw=True)
         close_tree(self._box)
+
+    def _replace_widget(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        """Send the final output in place of the widget (``update_display_data``).
+
+        This is the one big message of an answer, so it is serialised here, in slices: the
+        kernel's serialiser may be orjson, which reserves about 2.8 times a long answer for it,
+        and ``str.encode`` reserves twice the text. A display publisher without a socket (one
+        that captures output) or content that JSON cannot encode takes IPython's usual path.
+        """
+        topic = getattr(self._shell.display_pub, "topic", None)
+        content = {
+            "data": data,
+            "metadata": metadata,
+            "transient": {"display_id": self._handle.display_id},
+        }
+        try:
+            if not isinstance(topic, bytes):
+                raise TypeError("no kernel display publisher")
+            packed = _utf8_json(content)
+        except (TypeError, ValueError):
+            self._handle.update(data, metadata=metadata, raw=True)
+            return
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # what the cell printed before stays before the answer
+        session = self._kernel.session
+        session.send(
+            self._kernel.iopub_socket,
+            "update_display_data",
+            packed,
+            parent=self._parent,
+            ident=topic,
+        )
+
+
+def _utf8_json(content: dict[str, Any]) -> bytes:
+    """``content`` as UTF-8 JSON, holding about twice its size at most while encoding.
+
+    >>> _utf8_json({"text/plain": "café"})
+    b'{"text/plain": "caf\\xc3\\xa9"}'
+    """
+    # Piece by piece: one str for the whole message would take 2 or 4 bytes per character as
+    # soon as any string in it (the "…" of text/plain, an emoji) is beyond Latin-1.
+    step = 1 << 16
+    parts = []
+    for chunk in json.JSONEncoder(ensure_ascii=False, allow_nan=False).iterencode(content):
+        parts.extend(chunk[i : i + step].encode() for i in range(0, len(chunk), step))
+    return b"".join(parts)
 
 
 def close_tree(widget: Any) -> None:
@@ -626,7 +706,10 @@ class LiveCompareView:
             self._capturing.msg_id = ""
             self._capturing = None
         markdown = compare_markdown(answers, out_name)
-        text = "\n\n".join(f"== {m} ==\n{r.text}" for m, r in answers.items())
+        text = "\n\n".join(
+            f"== {m} ==\n{plain_text(r, f'{out_name}[{m!r}]' if out_name else '')}"
+            for m, r in answers.items()
+        )
         metadata = {"ollama_magic": {m: r.provenance for m, r in answers.items()}}
         data = {"text/markdown": markdown, "text/plain": text}
         if self._handle is not None:

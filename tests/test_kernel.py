@@ -57,8 +57,13 @@ def test_live_stream_then_markdown_replaces_widget(kernel, fake):
     final = final_output(run)
     assert final["transient"]["display_id"] == display_id
     assert WIDGET_MIME not in final["data"]
-    assert final["data"]["text/plain"] == text
     assert final["data"]["text/markdown"] == text
+    # A long answer only begins in text/plain, which says where the whole text is.
+    plain = final["data"]["text/plain"]
+    head, pointer = plain.rsplit("\n", 1)
+    assert 1000 <= len(head) <= 2000 and text.startswith(head)
+    rest = len(text) - len(head)
+    assert pointer == f"… [{rest:,} more characters; the whole answer is in `ollama_response`]"
     assert final["metadata"]["ollama_magic"]["done_reason"] == "stop"
     assert not run.of_type("execute_result")  # the magic returns nothing
     assert kernel.value("str(ollama_response) == " + repr(text))
@@ -76,6 +81,9 @@ def test_bytes_grow_linearly_and_updates_are_batched(kernel, fake):
     # Linear: each update carries only new text, plus a bounded envelope.
     assert wire <= 2 * text_bytes + 1024 * len(live)
     assert sum(len(m.content["text"].encode()) for m in stream_msgs) == text_bytes
+    # The saved output holds the answer once (as Markdown), not a second time as plain text.
+    (final,) = run.of_type("update_display_data")
+    assert text_bytes < final.nbytes < text_bytes + 5000
     # Batched: far fewer messages than tokens.
     assert len(stream_msgs) < len(tokens) / 10
     assert kernel.value("len(long)") == len("".join(tokens))
