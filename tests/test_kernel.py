@@ -260,3 +260,17 @@ def test_saved_output_carries_a_reproducibility_stamp(kernel, fake):
     assert stamp["stats"]["eval_count"] == 1 and stamp["ollama_magic"]
     assert kernel.value("ollama_response.provenance['digest']") == stamp["digest"]
     assert kernel.value("ollama_response.request['options']['seed']") == 7
+
+
+def test_text_beyond_latin1_arrives_intact_in_live_and_final_output(kernel, fake):
+    # The view serialises these messages itself, in pieces; every character must survive.
+    tokens = [f" café{i} 😀 “quoted” …" for i in range(200)]
+    fake.enqueue(Reply.answer(tokens))
+    run = kernel.execute("%%ollama llama3.2\nMixed.")
+    assert run.status == "ok"
+    text = "".join(tokens)
+    assert run.stream_text == text
+    final = final_output(run)
+    assert final["data"]["text/markdown"] == text
+    assert text.startswith(final["data"]["text/plain"].rsplit("\n", 1)[0])
+    assert kernel.value("ollama_response == " + repr(text))

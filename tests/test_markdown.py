@@ -393,3 +393,15 @@ def test_nbconvert_renders_nothing_live(text: str) -> None:
     """nbconvert's HTML export (mistune with math, tables, definition lists, strikethrough)."""
     mistune = pytest.importorskip("nbconvert.filters.markdown_mistune")
     assert _live_markup(mistune.markdown2html_mistune(safe_markdown(text))) == []
+
+
+def test_text_that_needs_no_escaping_comes_back_as_the_same_object():
+    # A long answer is then not held a second time while its final output is built.
+    text = "Plain words, `List<int>` in code, a < b and x &= 1.\n\n" * 2000
+    assert safe_markdown(text) is text
+
+
+def test_only_changed_lines_are_rewritten_in_a_long_text():
+    text = "fine line\n" * 500 + "a <b>tag</b> here\n" + "fine line\n" * 500
+    out = safe_markdown(text)
+    assert out == text.replace("<b>tag</b>", "&lt;b>tag&lt;/b>")
