@@ -53,7 +53,8 @@ def _ratio(value: float | None) -> str:
 
 
 def _label(results: dict[str, Any], case: str) -> str:
-    return str(results["cases"][case]["label"])
+    """The case's label; its name when the run left the case out (``--cases``)."""
+    return str(results["cases"].get(case, {}).get("label", case))
 
 
 def fast_table(results: dict[str, Any]) -> str:
