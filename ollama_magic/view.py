@@ -340,7 +340,6 @@ class LiveView:
         from IPython.display import display
 
         self._shell = shell
-        self._kernel = shell.kernel
         self._model = model
         self._widgets = widgets
         self._display = display
@@ -349,7 +348,7 @@ class LiveView:
         self._phase = "loading model…"
         self._thinking_since: float | None = None
         self._answer_started = False
-        self._capturing: Any = None
+        self._cell: _CellOutput | None = None
         self._batcher: _Batcher | None = None
         self._first_token_at: float | None = None
         self._handle: Any = None
@@ -358,32 +357,11 @@ class LiveView:
         self._tracing = trace
         self._trace_lines: collections.deque[str] = collections.deque(maxlen=TRACE_LINES)
 
-    # -- kernel plumbing ---------------------------------------------------------------------
-
-    def _send_stream(self, text: str) -> None:
-        """Publish new text only; the Output widget that owns the parent id shows it."""
-        session = self._kernel.session
-        session.send(
-            self._kernel.iopub_socket,
-            "stream",
-            _utf8_json({"name": "stdout", "text": text}),
-            parent=self._parent,
-            ident=b"stream.stdout",
-        )
-
-    def _capture_into(self, output: Any) -> None:
-        if self._capturing is output:
-            return
-        if self._capturing is not None:
-            self._capturing.msg_id = ""
-        output.msg_id = self._parent["header"]["msg_id"]
-        self._capturing = output
-
     # -- View --------------------------------------------------------------------------------
 
     def start(self) -> None:
         widgets = self._widgets
-        self._parent = self._kernel.get_parent("shell")
+        self._cell = _CellOutput(self._shell)
         self._status = widgets.Label(value=f"{self._model} · loading model…")
         self._thinking_out = widgets.Output(
             layout=widgets.Layout(max_height="16em", overflow="auto")
@@ -409,7 +387,7 @@ class LiveView:
         # Display first: once an Output widget owns the cell's message id, front ends route
         # every output of the cell into it, including this display itself.
         self._handle = self._display(self._box, display_id=True)
-        self._capture_into(self._answer_out)
+        self._cell.capture_into(self._answer_out)
         self._started = time.monotonic()
         self._started_perf = time.perf_counter()
         self._batcher = _Batcher(self._send_text, self._update_status)
@@ -422,7 +400,7 @@ class LiveView:
         if kind == "thinking":
             if self._thinking_box.layout.display == "none":
                 self._thinking_box.layout.display = None
-            self._capture_into(self._thinking_out)
+            self._cell.capture_into(self._thinking_out)
         else:
             if not self._answer_started:
                 self._answer_started = True
@@ -430,8 +408,8 @@ class LiveView:
                     seconds = time.monotonic() - self._thinking_since
                     self._thinking_box.titles = (f"Thought for {seconds:.1f} s",)
                     self._thinking_box.selected_index = None
-            self._capture_into(self._answer_out)
-        self._send_stream(text)
+            self._cell.capture_into(self._answer_out)
+        self._cell.send_text(text)
         if self._phase != self._status_phase:
             self._update_status()  # say "answering" at once; counts follow on the status tick
 
@@ -470,19 +448,55 @@ class LiveView:
     def finish(self, result: OllamaResponse, out_name: str) -> None:
         if self._batcher is not None:
             self._batcher.close()
-        if self._box is None:  # interrupted before the widget existed
+        if self._box is None or self._cell is None:  # interrupted before the widget existed
             return
-        if self._capturing is not None:
-            self._capturing.msg_id = ""
-            self._capturing = None
+        self._cell.release()
         data, metadata = final_bundle(result, out_name)
         if self._handle is not None:
-            self._replace_widget(data, metadata)
+            self._cell.replace(self._handle, data, metadata)
         else:
             self._display(data, metadata=metadata, raw=True)
         close_tree(self._box)
 
-    def _replace_widget(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+
+class _CellOutput:
+    """What the live views send to the front end on behalf of the running cell.
+
+    New text goes out as ``stream`` messages with the cell's request as parent; the Output
+    widget that holds that request's id (``capture_into``) shows them. ``replace`` sends the
+    final output in place of the widget.
+    """
+
+    def __init__(self, shell: Any) -> None:
+        self._shell = shell
+        self._kernel = shell.kernel
+        self._parent = self._kernel.get_parent("shell")
+        self._capturing: Any = None
+
+    def capture_into(self, output: Any) -> None:
+        """Route the cell's output into ``output`` (and out of the widget that had it)."""
+        if self._capturing is output:
+            return
+        self.release()
+        output.msg_id = self._parent["header"]["msg_id"]
+        self._capturing = output
+
+    def release(self) -> None:
+        if self._capturing is not None:
+            self._capturing.msg_id = ""
+            self._capturing = None
+
+    def send_text(self, text: str) -> None:
+        """Publish new text only."""
+        self._kernel.session.send(
+            self._kernel.iopub_socket,
+            "stream",
+            {"name": "stdout", "text": text},
+            parent=self._parent,
+            ident=b"stream.stdout",
+        )
+
+    def replace(self, handle: Any, data: dict[str, Any], metadata: dict[str, Any]) -> None:
         """Send the final output in place of the widget (``update_display_data``).
 
         This is the one big message of an answer, so it is serialised here, in slices: the
@@ -491,22 +505,21 @@ class LiveView:
         that captures output) or content that JSON cannot encode takes IPython's usual path.
         """
         topic = getattr(self._shell.display_pub, "topic", None)
-        content = {
-            "data": data,
-            "metadata": metadata,
-            "transient": {"display_id": self._handle.display_id},
-        }
-        try:
-            if not isinstance(topic, bytes):
-                raise TypeError("no kernel display publisher")
-            packed = _utf8_json(content)
-        except (TypeError, ValueError):
-            self._handle.update(data, metadata=metadata, raw=True)
+        packed = None
+        if isinstance(topic, bytes):
+            content = {
+                "data": data,
+                "metadata": metadata,
+                "transient": {"display_id": handle.display_id},
+            }
+            with contextlib.suppress(TypeError, ValueError):
+                packed = _utf8_json(content)
+        if packed is None:
+            handle.update(data, metadata=metadata, raw=True)
             return
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # what the cell printed before stays before the answer
-        session = self._kernel.session
-        session.send(
+        self._kernel.session.send(
             self._kernel.iopub_socket,
             "update_display_data",
             packed,
@@ -633,18 +646,18 @@ class LiveCompareView:
 
         self._widgets = widgets
         self._display = display
-        self._kernel = shell.kernel
         self._models = models
         self._chunks = [0] * len(models)
         self._phase = ["loading model…"] * len(models)
-        self._capturing: Any = None
+        self._shell = shell
+        self._cell: _CellOutput | None = None
         self._batcher: _Batcher | None = None
         self._box: Any = None
         self._handle: Any = None
 
     def start(self) -> None:
         widgets = self._widgets
-        self._parent = self._kernel.get_parent("shell")
+        self._cell = _CellOutput(self._shell)
         self._status = [widgets.Label(value=f"{m} · loading model…") for m in self._models]
         self._outs = [widgets.Output() for _ in self._models]
         columns = [
@@ -661,20 +674,9 @@ class LiveCompareView:
         self._batcher = _Batcher(self._send_text, self._update_status, interval=COMPARE_INTERVAL)
 
     def _send_text(self, kind: str, text: str) -> None:
-        index = int(kind)
-        output = self._outs[index]
-        if self._capturing is not output:
-            if self._capturing is not None:
-                self._capturing.msg_id = ""
-            output.msg_id = self._parent["header"]["msg_id"]
-            self._capturing = output
-        self._kernel.session.send(
-            self._kernel.iopub_socket,
-            "stream",
-            {"name": "stdout", "text": text},
-            parent=self._parent,
-            ident=b"stream.stdout",
-        )
+        assert self._cell is not None
+        self._cell.capture_into(self._outs[int(kind)])
+        self._cell.send_text(text)
 
     def _update_status(self) -> None:
         elapsed = time.monotonic() - self._started
@@ -700,11 +702,9 @@ class LiveCompareView:
     def finish(self, answers: dict[str, OllamaResponse], out_name: str) -> None:
         if self._batcher is not None:
             self._batcher.close()
-        if self._box is None:
+        if self._box is None or self._cell is None:
             return
-        if self._capturing is not None:
-            self._capturing.msg_id = ""
-            self._capturing = None
+        self._cell.release()
         markdown = compare_markdown(answers, out_name)
         text = "\n\n".join(
             f"== {m} ==\n{plain_text(r, f'{out_name}[{m!r}]' if out_name else '')}"
@@ -713,7 +713,7 @@ class LiveCompareView:
         metadata = {"ollama_magic": {m: r.provenance for m, r in answers.items()}}
         data = {"text/markdown": markdown, "text/plain": text}
         if self._handle is not None:
-            self._handle.update(data, metadata=metadata, raw=True)
+            self._cell.replace(self._handle, data, metadata)
         close_tree(self._box)
 
 
