@@ -230,7 +230,7 @@ class TerminalView:
 
 
 class _Batcher:
-    """Collects text from the reading thread; a helper thread sends it at a bounded rate.
+    """Collects text from the reading thread(s) and sends it at a bounded rate.
 
     Sending on a timer rather than on the next token means a stall in the model never leaves
     already-received words unseen, while a fast model still causes at most one update per
@@ -238,7 +238,8 @@ class _Batcher:
 
     The reading thread takes no lock: an interrupt (KeyboardInterrupt) can strike at any
     bytecode, and one that lands just after a lock is acquired leaves it held forever. It only
-    appends to a deque and, when the helper sleeps with nothing to do, writes a byte to a pipe.
+    appends to a deque and, when the sender has nothing scheduled, asks for a wake-up.
+    Subclasses decide where the sending runs (:func:`make_batcher` picks one).
     """
 
     def __init__(
@@ -255,6 +256,118 @@ class _Batcher:
         self._pending: collections.deque[tuple[str, str]] = collections.deque()
         self._closed = False
         self._idle = False
+        self._start()
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def add(self, kind: str, text: str) -> None:
+        self._pending.append((kind, text))
+        if self._idle:
+            self._idle = False
+            self._wake()
+
+    def _wake(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop sending on the timer; what is still pending goes out before this returns."""
+        raise NotImplementedError
+
+    def _take(self) -> list[tuple[str, str]]:
+        pending = self._pending
+        batch = []
+        while pending:
+            batch.append(pending.popleft())
+        return batch
+
+    def _deliver(self, batch: list[tuple[str, str]]) -> None:
+        # One message per kind, kinds in the order they first appeared (thinking comes first).
+        merged: dict[str, list[str]] = {}
+        for kind, text in batch:
+            merged.setdefault(kind, []).append(text)
+        for kind, parts in merged.items():
+            self._send_text(kind, "".join(parts))
+
+
+class _LoopBatcher(_Batcher):
+    """Sends from timers on the kernel's IOPub event loop, the thread that owns the socket.
+
+    At 100 tokens/s the cost of an update is mostly threads waking up, not the bytes. Here an
+    update is one wake-up of the IOPub thread, which then writes to its own socket
+    (``_CellOutput.send_text``); a helper thread would add two wake-ups and a hand-over to that
+    thread for each update.
+    """
+
+    def __init__(self, io_loop: Any, *args: Any, **kwargs: Any) -> None:
+        self._loop = io_loop
+        super().__init__(*args, **kwargs)
+
+    def _start(self) -> None:
+        self._timer: Any = None  # the next text tick; touched on the loop's thread only
+        self._last_text = float("-inf")
+        self._flushed = threading.Event()
+        self._idle = True
+        # Callbacks run in a copy of the caller's context: widget updates sent from them carry
+        # the cell's parent header (ipykernel keeps it in a context variable).
+        self._loop.add_callback(self._schedule_status)
+
+    def _wake(self) -> None:
+        self._loop.add_callback(self._woken)
+
+    def _woken(self) -> None:
+        if self._timer is None and not self._closed:
+            self._tick()
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        wait = self._last_text + self._interval - time.monotonic()
+        if wait > 0:
+            self._timer = self._loop.call_later(wait, self._tick)
+        elif self._pending:
+            self._last_text = time.monotonic()
+            # Look again one interval later rather than going idle: while the model streams,
+            # that is the only wake-up per update.
+            self._timer = self._loop.call_later(self._interval, self._tick)
+            self._deliver(self._take())
+        else:
+            # Declare idleness first, then look again, so an append between the two steps is
+            # never missed.
+            self._idle = True
+            if self._pending:
+                self._idle = False
+                self._timer = self._loop.call_later(0, self._tick)
+
+    def _schedule_status(self) -> None:
+        if not self._closed:
+            self._loop.call_later(self._status_interval, self._status_tick)
+
+    def _status_tick(self) -> None:
+        if not self._closed:
+            self._send_status()
+            self._schedule_status()
+
+    def _flush(self) -> None:
+        try:
+            if self._pending:
+                self._deliver(self._take())
+        finally:
+            self._flushed.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._loop.add_callback(self._flush)
+        # The loop answers within microseconds; a kernel shutting down may not answer at all.
+        if not self._flushed.wait(2.0) and self._pending:
+            self._deliver(self._take())
+
+
+class _ThreadBatcher(_Batcher):
+    """Sends from a helper thread: for kernels whose IOPub thread this package cannot use."""
+
+    def _start(self) -> None:
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_write, False)
         # Run in a copy of the caller's context, so that widget updates sent from the helper
@@ -265,22 +378,9 @@ class _Batcher:
         )
         self._thread.start()
 
-    def add(self, kind: str, text: str) -> None:
-        self._pending.append((kind, text))
-        if self._idle:
-            self._idle = False
-            self._wake()
-
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_write, b"!")
-
-    def _take(self) -> list[tuple[str, str]]:
-        pending = self._pending
-        batch = []
-        while pending:
-            batch.append(pending.popleft())
-        return batch
 
     def _run(self) -> None:
         last_text = 0.0
@@ -313,14 +413,6 @@ class _Batcher:
         finally:
             self._idle = False
 
-    def _deliver(self, batch: list[tuple[str, str]]) -> None:
-        # One message per kind, kinds in the order they first appeared (thinking comes first).
-        merged: dict[str, list[str]] = {}
-        for kind, text in batch:
-            merged.setdefault(kind, []).append(text)
-        for kind, parts in merged.items():
-            self._send_text(kind, "".join(parts))
-
     def close(self) -> None:
         """Stop the helper thread, then send what is still pending from the caller's thread."""
         self._closed = True
@@ -330,6 +422,18 @@ class _Batcher:
         os.close(self._wake_write)
         if self._pending:
             self._deliver(self._take())
+
+
+def make_batcher(
+    cell: _CellOutput,
+    send_text: Callable[[str, str], None],
+    send_status: Callable[[], None],
+    interval: float = TEXT_INTERVAL,
+) -> _Batcher:
+    """The cheapest batcher the kernel allows: on its IOPub loop, else on a helper thread."""
+    if cell.io_loop is not None:
+        return _LoopBatcher(cell.io_loop, send_text, send_status, interval)
+    return _ThreadBatcher(send_text, send_status, interval)
 
 
 class LiveView:
@@ -350,6 +454,10 @@ class LiveView:
         self._answer_started = False
         self._cell: _CellOutput | None = None
         self._batcher: _Batcher | None = None
+        # The thinking panel is made when thinking arrives: four widgets fewer to open and
+        # close for the many models that do not think.
+        self._thinking_out: Any = None
+        self._thinking_box: Any = None
         self._first_token_at: float | None = None
         self._handle: Any = None
         self._box: Any = None
@@ -363,18 +471,8 @@ class LiveView:
         widgets = self._widgets
         self._cell = _CellOutput(self._shell)
         self._status = widgets.Label(value=f"{self._model} · loading model…")
-        self._thinking_out = widgets.Output(
-            layout=widgets.Layout(max_height="16em", overflow="auto")
-        )
-        # Built hidden (not hidden afterwards): every later change is one more message.
-        self._thinking_box = widgets.Accordion(
-            children=[self._thinking_out],
-            titles=("Thinking…",),
-            selected_index=0,
-            layout=widgets.Layout(display="none"),
-        )
         self._answer_out = widgets.Output()
-        children = [self._status, self._thinking_box, self._answer_out]
+        children = [self._status, self._answer_out]
         if self._tracing:
             self._trace_area = widgets.Textarea(
                 value="",
@@ -390,7 +488,7 @@ class LiveView:
         self._cell.capture_into(self._answer_out)
         self._started = time.monotonic()
         self._started_perf = time.perf_counter()
-        self._batcher = _Batcher(self._send_text, self._update_status)
+        self._batcher = make_batcher(self._cell, self._send_text, self._update_status)
 
     def _send_text(self, kind: str, text: str) -> None:
         if kind == "trace":
@@ -398,13 +496,13 @@ class LiveView:
             self._trace_area.value = "\n".join(self._trace_lines)
             return
         if kind == "thinking":
-            if self._thinking_box.layout.display == "none":
-                self._thinking_box.layout.display = None
+            if self._thinking_box is None:
+                self._add_thinking_panel()
             self._cell.capture_into(self._thinking_out)
         else:
             if not self._answer_started:
                 self._answer_started = True
-                if self._thinking_since is not None:
+                if self._thinking_box is not None and self._thinking_since is not None:
                     seconds = time.monotonic() - self._thinking_since
                     self._thinking_box.titles = (f"Thought for {seconds:.1f} s",)
                     self._thinking_box.selected_index = None
@@ -412,6 +510,17 @@ class LiveView:
         self._cell.send_text(text)
         if self._phase != self._status_phase:
             self._update_status()  # say "answering" at once; counts follow on the status tick
+
+    def _add_thinking_panel(self) -> None:
+        widgets = self._widgets
+        self._thinking_out = widgets.Output(
+            layout=widgets.Layout(max_height="16em", overflow="auto")
+        )
+        self._thinking_box = widgets.Accordion(
+            children=[self._thinking_out], titles=("Thinking…",), selected_index=0
+        )
+        status, *rest = self._box.children
+        self._box.children = (status, self._thinking_box, *rest)
 
     def _update_status(self) -> None:
         chunks, phase = self._chunks, self._phase
@@ -472,6 +581,12 @@ class _CellOutput:
         self._kernel = shell.kernel
         self._parent = self._kernel.get_parent("shell")
         self._capturing: Any = None
+        self._iopub = _usable_iopub_thread(self._kernel)
+
+    @property
+    def io_loop(self) -> Any:
+        """The event loop of the thread that owns the IOPub socket, if it can be used."""
+        return self._iopub.io_loop if self._iopub is not None else None
 
     def capture_into(self, output: Any) -> None:
         """Route the cell's output into ``output`` (and out of the widget that had it)."""
@@ -487,9 +602,18 @@ class _CellOutput:
             self._capturing = None
 
     def send_text(self, text: str) -> None:
-        """Publish new text only."""
+        """Publish new text only.
+
+        On the IOPub thread itself the message goes straight to the socket, after whatever
+        other threads queued for it (widget updates among them), so the order is kept.
+        """
+        socket = self._kernel.iopub_socket
+        iopub = self._iopub
+        if iopub is not None and threading.current_thread() is iopub.thread:
+            iopub._handle_event(None)
+            socket = iopub.socket
         self._kernel.session.send(
-            self._kernel.iopub_socket,
+            socket,
             "stream",
             {"name": "stdout", "text": text},
             parent=self._parent,
@@ -526,6 +650,22 @@ class _CellOutput:
             parent=self._parent,
             ident=topic,
         )
+
+
+def _usable_iopub_thread(kernel: Any) -> Any:
+    """ipykernel's IOPub thread if it offers what :class:`_LoopBatcher` needs, else None.
+
+    Those are ipykernel internals (a queue of pending sends, and the handler that drains it),
+    so anything unexpected means the portable helper-thread batcher instead.
+    """
+    iopub = getattr(getattr(kernel, "iopub_socket", None), "io_thread", None)
+    needed = ("io_loop", "socket", "thread", "_events", "_handle_event")
+    if iopub is None or not all(hasattr(iopub, name) for name in needed):
+        return None
+    thread = iopub.thread
+    if not isinstance(thread, threading.Thread) or not thread.is_alive() or iopub.socket is None:
+        return None
+    return iopub
 
 
 def _utf8_json(content: dict[str, Any]) -> bytes:
@@ -671,7 +811,9 @@ class LiveCompareView:
         self._box.add_class("ollama-magic-compare")
         self._handle = self._display(self._box, display_id=True)
         self._started = time.monotonic()
-        self._batcher = _Batcher(self._send_text, self._update_status, interval=COMPARE_INTERVAL)
+        self._batcher = make_batcher(
+            self._cell, self._send_text, self._update_status, interval=COMPARE_INTERVAL
+        )
 
     def _send_text(self, kind: str, text: str) -> None:
         assert self._cell is not None

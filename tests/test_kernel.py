@@ -138,6 +138,52 @@ def test_thinking_goes_to_its_own_section(kernel, fake):
     assert kernel.value("ollama_response.thinking") == "two plus two"
 
 
+def text_by_output_widget(run: Execution) -> dict[str | None, str]:
+    """Replay a run as a front end does: which Output widget shows each piece of text.
+
+    An Output widget shows the stream messages whose parent is the request its ``msg_id``
+    names at the moment they arrive; text that no widget captures lands under ``None``.
+    """
+    capturing: dict[str, str] = {}
+    shown: dict[str | None, str] = {}
+    for m in run.messages:
+        if m.msg_type in ("comm_open", "comm_msg"):
+            state = m.content.get("data", {}).get("state", {})
+            if "msg_id" in state:
+                capturing[m.content["comm_id"]] = state["msg_id"]
+        elif m.msg_type == "stream":
+            parent = m.msg["parent_header"]["msg_id"]
+            owner = next((c for c, mid in reversed(capturing.items()) if mid == parent), None)
+            shown[owner] = shown.get(owner, "") + m.content["text"]
+    return shown
+
+
+@pytest.mark.parametrize("sender", ["iopub loop", "helper thread"])
+def test_each_text_lands_in_its_own_output_widget(kernel, fake, sender):
+    """Widget updates (which Output captures) and text keep their order, whoever sends them."""
+    view = "__import__('ollama_magic.view').view"
+    if sender == "iopub loop":  # what a standard ipykernel gets
+        assert kernel.value(f"{view}._usable_iopub_thread(get_ipython().kernel) is not None")
+    else:  # the fallback for kernels whose IOPub thread the package cannot use
+        kernel.execute(
+            f"_usable = {view}._usable_iopub_thread\n"
+            f"{view}._usable_iopub_thread = lambda kernel: None"
+        )
+    answer = [f" a{i}" for i in range(200)]
+    fake.enqueue(Reply.answer(answer, thinking=[f" t{i}" for i in range(200)]))
+    try:
+        run = kernel.execute("%%ollama qwen3:8b\n2+2?")
+    finally:
+        if sender != "iopub loop":
+            kernel.execute(f"{view}._usable_iopub_thread = _usable")
+    assert run.status == "ok"
+    shown = text_by_output_widget(run)
+    assert None not in shown, shown[None][:200]
+    assert sorted(shown.values()) == sorted(
+        ["".join(answer), kernel.value("ollama_response.thinking")]
+    )
+
+
 def test_untrusted_html_is_escaped_in_the_saved_output(kernel, fake):
     hostile = "<script>window.pwned=1</script> <img src=x onerror=alert(1)> `<b>code</b>`"
     fake.enqueue(Reply.answer([hostile]))
