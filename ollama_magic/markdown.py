@@ -33,9 +33,10 @@ against markdown-it, nbconvert (mistune) and JupyterLab's own pipeline (marked):
 from __future__ import annotations
 
 import re
+from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -97,16 +98,8 @@ class _Document:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        # One line at a time, so the text is not held a second time as a list of whole lines.
-        self.contents: list[str] = []
-        self.eols: list[str] = []
-        self.starts: list[int] = []
-        for match in _LINE.finditer(text):
-            line = match.group()
-            content = line.rstrip("\r\n")
-            self.contents.append(content)
-            self.eols.append(line[len(content) :])
-            self.starts.append(match.start())
+        self.contents = _Lines(text)
+        self.starts = self.contents.starts
         self.stretch = _stretches(self.contents)
         # (position, line) of every math delimiter, and where each stretch's first and last are.
         self.math = list(self._walk(m.start() for m in _MATH.finditer(text)))
@@ -135,7 +128,7 @@ class _Document:
             content = self.contents[index]
             escaped = content[info:].translate(_INFO_ESCAPES)
             if escaped != content[info:]:
-                changed[index] = content[:info] + escaped + self.eols[index]
+                changed[index] = content[:info] + escaped + self.contents.eol(index)
         if not changed:
             return self.text
         text, out, pos = self.text, [], 0
@@ -143,7 +136,7 @@ class _Document:
             start = self.starts[index]
             out.append(text[pos:start])
             out.append(changed[index])
-            pos = start + len(self.contents[index]) + len(self.eols[index])
+            pos = self.contents.next_start(index)
         out.append(text[pos:])
         return "".join(out)
 
@@ -244,7 +237,43 @@ class _Document:
             _Scope(self, lines, block_math, bounds).escape()
 
 
-def _stretches(contents: list[str]) -> list[int]:
+class _Lines:
+    """The lines of a text without their line breaks, each sliced from the text when asked for.
+
+    Only where lines start and end is kept (in arrays of machine integers): a list of the lines
+    themselves would hold a long answer a second time while its final output is built.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts = array("q")
+        self.ends = array("q")
+        for match in _LINE.finditer(text):
+            start, end = match.span()
+            while end > start and text[end - 1] in "\r\n":
+                end -= 1
+            self.starts.append(start)
+            self.ends.append(end)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> str:
+        return self.text[self.starts[index] : self.ends[index]]
+
+    def __iter__(self) -> Iterator[str]:
+        text = self.text
+        return (text[start:end] for start, end in zip(self.starts, self.ends, strict=True))
+
+    def next_start(self, index: int) -> int:
+        """Where the line after ``index`` starts (the text's end after the last line)."""
+        return self.starts[index + 1] if index + 1 < len(self.starts) else len(self.text)
+
+    def eol(self, index: int) -> str:
+        return self.text[self.ends[index] : self.next_start(index)]
+
+
+def _stretches(contents: Iterable[str]) -> list[int]:
     """Number the runs of lines between blank lines.
 
     Only a line of spaces counts as blank: marked continues a paragraph over a line of tabs.
@@ -257,7 +286,7 @@ def _stretches(contents: list[str]) -> list[int]:
     return ids
 
 
-def _classify(text: str, starts: list[int], contents: list[str]) -> tuple[list[int], list[_Fence]]:
+def _classify(text: str, starts: Sequence[int], contents: _Lines) -> tuple[list[int], list[_Fence]]:
     """Mark the lines of fenced code blocks that all renderers agree on; the rest is text.
 
     The opening line must be at the top level (0-3 spaces). Its block may still lie in a list
@@ -496,7 +525,7 @@ class _Scope:
         self.lines = lines
         self.block_math = block_math
         self.bounds = bounds
-        pieces = [doc.contents[i] + doc.eols[i] for i in lines]
+        pieces = [doc.text[doc.starts[i] : doc.contents.next_start(i)] for i in lines]
         self.offsets = list(accumulate(map(len, pieces), initial=0))
         self.s = "".join(pieces)
 

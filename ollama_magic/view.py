@@ -253,7 +253,10 @@ class _Batcher:
         self._send_status = send_status
         self._interval = interval
         self._status_interval = status_interval
-        self._pending: collections.deque[tuple[str, str]] = collections.deque()
+        # One queue of plain strings per kind of text, kinds in the order they first appeared
+        # (thinking before the answer). A token waiting here costs its str and a slot.
+        self._queues: dict[str, collections.deque[str]] = {}
+        self._kinds: list[str] = []
         self._closed = False
         self._idle = False
         self._start()
@@ -262,7 +265,11 @@ class _Batcher:
         raise NotImplementedError
 
     def add(self, kind: str, text: str) -> None:
-        self._pending.append((kind, text))
+        queue = self._queues.get(kind)
+        if queue is None:  # each kind has one producer thread, so this cannot race
+            queue = self._queues[kind] = collections.deque()
+            self._kinds.append(kind)
+        queue.append(text)
         if self._idle:
             self._idle = False
             self._wake()
@@ -274,20 +281,16 @@ class _Batcher:
         """Stop sending on the timer; what is still pending goes out before this returns."""
         raise NotImplementedError
 
-    def _take(self) -> list[tuple[str, str]]:
-        pending = self._pending
-        batch = []
-        while pending:
-            batch.append(pending.popleft())
-        return batch
+    def _has_pending(self) -> bool:
+        return any(self._queues[kind] for kind in self._kinds[:])
 
-    def _deliver(self, batch: list[tuple[str, str]]) -> None:
-        # One message per kind, kinds in the order they first appeared (thinking comes first).
-        merged: dict[str, list[str]] = {}
-        for kind, text in batch:
-            merged.setdefault(kind, []).append(text)
-        for kind, parts in merged.items():
-            self._send_text(kind, "".join(parts))
+    def _send_pending(self) -> None:
+        """One message per kind with everything that kind has waiting."""
+        for kind in self._kinds[:]:
+            queue = self._queues[kind]
+            parts = [queue.popleft() for _ in range(len(queue))]
+            if parts:
+                self._send_text(kind, "".join(parts))
 
 
 class _LoopBatcher(_Batcher):
@@ -326,17 +329,17 @@ class _LoopBatcher(_Batcher):
         wait = self._last_text + self._interval - time.monotonic()
         if wait > 0:
             self._timer = self._loop.call_later(wait, self._tick)
-        elif self._pending:
+        elif self._has_pending():
             self._last_text = time.monotonic()
             # Look again one interval later rather than going idle: while the model streams,
             # that is the only wake-up per update.
             self._timer = self._loop.call_later(self._interval, self._tick)
-            self._deliver(self._take())
+            self._send_pending()
         else:
             # Declare idleness first, then look again, so an append between the two steps is
             # never missed.
             self._idle = True
-            if self._pending:
+            if self._has_pending():
                 self._idle = False
                 self._timer = self._loop.call_later(0, self._tick)
 
@@ -351,8 +354,8 @@ class _LoopBatcher(_Batcher):
 
     def _flush(self) -> None:
         try:
-            if self._pending:
-                self._deliver(self._take())
+            if self._has_pending():
+                self._send_pending()
         finally:
             self._flushed.set()
 
@@ -360,8 +363,8 @@ class _LoopBatcher(_Batcher):
         self._closed = True
         self._loop.add_callback(self._flush)
         # The loop answers within microseconds; a kernel shutting down may not answer at all.
-        if not self._flushed.wait(2.0) and self._pending:
-            self._deliver(self._take())
+        if not self._flushed.wait(2.0) and self._has_pending():
+            self._send_pending()
 
 
 class _ThreadBatcher(_Batcher):
@@ -388,17 +391,17 @@ class _ThreadBatcher(_Batcher):
         try:
             while not self._closed:
                 now = time.monotonic()
-                if self._pending:
+                if self._has_pending():
                     wait = last_text + self._interval - now
                     if wait <= 0:
                         last_text = now
-                        self._deliver(self._take())
+                        self._send_pending()
                         continue
                 else:
                     # Declare idleness first, then look again, so an append between the two
                     # steps is never missed.
                     self._idle = True
-                    if self._pending:
+                    if self._has_pending():
                         self._idle = False
                         continue
                     wait = next_status - now
@@ -420,8 +423,8 @@ class _ThreadBatcher(_Batcher):
         self._thread.join()
         os.close(self._wake_read)
         os.close(self._wake_write)
-        if self._pending:
-            self._deliver(self._take())
+        if self._has_pending():
+            self._send_pending()
 
 
 def make_batcher(
