@@ -101,10 +101,13 @@ class _Document:
         self.contents = _Lines(text)
         self.starts = self.contents.starts
         self.stretch = _stretches(self.contents)
-        # (position, line) of every math delimiter, and where each stretch's first and last are.
-        self.math = list(self._walk(m.start() for m in _MATH.finditer(text)))
+        # Position and line of every math delimiter, and where each stretch's first and last are.
+        # Positions are kept in arrays of machine integers (8 bytes each, not 36) throughout:
+        # dense text has one every few characters.
+        positions = _positions(_MATH, text)
+        self.math = (positions, array("q", (line for _, line in self._walk(positions))))
         self.bounds = _MathBounds()
-        for pos, line in self.math:
+        for pos, line in zip(*self.math, strict=True):
             self.bounds.add(self.stretch[line], pos)
         self.kinds, fences = _classify(text, self.starts, self.contents)
         cut = self._math_cut(fences)
@@ -158,7 +161,7 @@ class _Document:
         fence_at = {i: n for n, f in enumerate(fences) for i in range(f.open, f.end + 1)}
         text_math: set[int] = set()
         zone_math: list[set[int]] = [set() for _ in fences]
-        for pos, line in self.math:
+        for pos, line in zip(*self.math, strict=True):
             kind = self.kinds[line]
             if kind == _TEXT:
                 text_math.add(self.stretch[line])
@@ -190,14 +193,14 @@ class _Document:
         matching closer anywhere in the document, or at its end if there is none.
         """
         text = self.text
-        doubles = [m.start() for m in re.finditer(r"(?<!\\)\$\$", text)]
-        single = [m.start() for m in re.finditer(r"\\\]", text)]
-        double = [m.start() for m in re.finditer(r"\\\\\]", text)]
+        doubles = _positions(re.compile(r"(?<!\\)\$\$"), text)
+        single = _positions(re.compile(r"\\\]"), text)
+        double = _positions(re.compile(r"\\\\\]"), text)
         envs: dict[str, list[int]] = {}
         for m in re.finditer(r"\\end\{([^}\r\n]*)\}", text):
             envs.setdefault(m.group(1), []).append(m.end())
 
-        def after(ends: list[int], at: int, width: int) -> int:
+        def after(ends: Sequence[int], at: int, width: int) -> int:
             k = bisect_left(ends, at)
             return ends[k] + width if k < len(ends) else len(text)
 
@@ -273,12 +276,17 @@ class _Lines:
         return self.text[self.ends[index] : self.next_start(index)]
 
 
-def _stretches(contents: Iterable[str]) -> list[int]:
+def _positions(pattern: re.Pattern[str], text: str) -> array[int]:
+    """Where ``pattern`` matches in ``text``."""
+    return array("q", (m.start() for m in pattern.finditer(text)))
+
+
+def _stretches(contents: Iterable[str]) -> array[int]:
     """Number the runs of lines between blank lines.
 
     Only a line of spaces counts as blank: marked continues a paragraph over a line of tabs.
     """
-    ids, current = [], 0
+    ids, current = array("q"), 0
     for content in contents:
         if not content.strip(" "):
             current += 1
@@ -397,9 +405,9 @@ def _columns(lead: str) -> int:
     return column
 
 
-def _unescaped(text: str, char: str) -> list[int]:
+def _unescaped(text: str, char: str) -> array[int]:
     """Positions of ``char`` not escaped by an odd run of backslashes."""
-    found = []
+    found = array("q")
     for m in re.finditer(re.escape(char), text):
         i = back = m.start()
         while back > 0 and text[back - 1] == "\\":
@@ -421,7 +429,7 @@ class _Swallowers:
         self.text = text
         self.opening = _unescaped(text, "[")
         self.closing = _unescaped(text, "]")
-        self.quotes: dict[str, list[int]] | None = None
+        self.quotes: dict[str, array[int]] | None = None
         self.reference_end = -1
         self.definition = False
         self.after_blank = False
@@ -470,8 +478,8 @@ class _Intervals:
     """Sorted, merged half-open ranges with an overlap test."""
 
     def __init__(self, spans: Iterable[tuple[int, int]]) -> None:
-        self.starts: list[int] = []
-        self.ends: list[int] = []
+        self.starts = array("q")
+        self.ends = array("q")
         for start, end in sorted(spans):
             if self.ends and start <= self.ends[-1]:
                 self.ends[-1] = max(self.ends[-1], end)
@@ -526,12 +534,12 @@ class _Scope:
         self.block_math = block_math
         self.bounds = bounds
         pieces = [doc.text[doc.starts[i] : doc.contents.next_start(i)] for i in lines]
-        self.offsets = list(accumulate(map(len, pieces), initial=0))
+        self.offsets = array("q", accumulate(map(len, pieces), initial=0))
         self.s = "".join(pieces)
 
     def escape(self) -> None:
         s = self.s
-        tails = [m.start() + 1 for m in _LINK_TAIL.finditer(s)]
+        tails = array("q", (m.start() + 1 for m in _LINK_TAIL.finditer(s)))
         spans = self._code_spans(tails) if "`" in s else []
         edits: list[tuple[int, int, str]] = []
         for at in tails:
@@ -552,7 +560,7 @@ class _Scope:
         line = self.lines[k]
         return line, self.doc.starts[line] + pos - self.offsets[k]
 
-    def _code_spans(self, tails: list[int]) -> list[tuple[int, int]]:
+    def _code_spans(self, tails: Sequence[int]) -> list[tuple[int, int]]:
         """Trusted code spans in CommonMark's left-to-right pairing, up to the first doubt.
 
         Link tails and bare URLs that start before a backtick may swallow it in some renderer,
@@ -689,8 +697,8 @@ class _TailScanner:
     def __init__(self, s: str, run_starts: list[int]) -> None:
         self.s = s
         self.run_starts = run_starts
-        self.quotes: dict[str, list[int]] | None = None
-        self.url_stops: list[int] | None = None
+        self.quotes: dict[str, array[int]] | None = None
+        self.url_stops: array[int] | None = None
         self.word = (0, 0)  # [lo, hi) holds no whitespace, s[hi] is whitespace
         self.ends: dict[int, int] = {}
 
@@ -700,7 +708,7 @@ class _TailScanner:
 
     def url_hides(self, at: int) -> bool:
         if self.url_stops is None:
-            self.url_stops = [m.start() for m in _URL_END.finditer(self.s)]
+            self.url_stops = _positions(_URL_END, self.s)
         k = bisect_left(self.url_stops, at)
         return self._backtick_in(at, self.url_stops[k] if k < len(self.url_stops) else len(self.s))
 

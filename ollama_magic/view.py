@@ -270,6 +270,8 @@ class _Batcher:
             queue = self._queues[kind] = collections.deque()
             self._kinds.append(kind)
         queue.append(text)
+        if len(queue) > COMPACT_AFTER:
+            _compact_tail(queue, COMPACT_AFTER)
         if self._idle:
             self._idle = False
             self._wake()
@@ -288,9 +290,33 @@ class _Batcher:
         """One message per kind with everything that kind has waiting."""
         for kind in self._kinds[:]:
             queue = self._queues[kind]
-            parts = [queue.popleft() for _ in range(len(queue))]
+            parts = []
+            with contextlib.suppress(IndexError):  # the producer may be compacting the tail
+                for _ in range(len(queue)):
+                    parts.append(queue.popleft())
             if parts:
                 self._send_text(kind, "".join(parts))
+
+
+#: Waiting tokens of one kind are joined in runs of this many. When the sender is held up (it
+#: needs the GIL, and a fast stream keeps the reading thread busy), thousands of tokens may wait;
+#: as separate strings they would cost about ten times their text.
+COMPACT_AFTER = 256
+
+
+def _compact_tail(queue: collections.deque[str], count: int) -> None:
+    """Join the newest ``count`` strings of ``queue`` into one, in place and in order.
+
+    Only the producer appends, and it pops from the right while the sender pops from the left,
+    so the joined run goes back exactly where it was taken from.
+    """
+    parts = []
+    with contextlib.suppress(IndexError):  # the sender took the rest meanwhile
+        for _ in range(count):
+            parts.append(queue.pop())
+    if parts:
+        parts.reverse()
+        queue.append("".join(parts))
 
 
 class _LoopBatcher(_Batcher):
