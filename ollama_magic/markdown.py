@@ -38,7 +38,8 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from heapq import merge
+from itertools import accumulate, groupby
 
 __all__ = ["safe_markdown"]
 
@@ -84,7 +85,7 @@ def safe_markdown(text: str) -> str:
     return _Document(text).render()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Fence:
     """A fenced code block that every renderer agrees on (lines ``open``..``end``)."""
 
@@ -220,7 +221,7 @@ class _Document:
 
     def _escape_text(self) -> None:
         """Escape the text lines, one scope of lines that may share a paragraph at a time."""
-        text_lines = [i for i, kind in enumerate(self.kinds) if kind == _TEXT]
+        text_lines = array("q", (i for i, kind in enumerate(self.kinds) if kind == _TEXT))
         busy = {self.stretch[i] for i in text_lines if _NEEDS_WORK.search(self.contents[i])}
         if not busy:
             return
@@ -228,14 +229,15 @@ class _Document:
         bounds = self.bounds
         if block_math:
             # nbconvert's block math may join paragraphs across blank lines: pair over all.
-            groups: Iterable[list[int]] = [text_lines]
+            groups: Iterable[Sequence[int]] = [text_lines]
         else:
             # Nothing else crosses a blank line, though JupyterLab's math may swallow a fence.
-            by_stretch: dict[int, list[int]] = {}
-            for i in text_lines:
-                if self.stretch[i] in busy:
-                    by_stretch.setdefault(self.stretch[i], []).append(i)
-            groups = by_stretch.values()
+            # Stretch numbers grow with the line, so a stretch's text lines are adjacent here.
+            groups = (
+                array("q", lines)
+                for number, lines in groupby(text_lines, key=self.stretch.__getitem__)
+                if number in busy
+            )
         for lines in groups:
             _Scope(self, lines, block_math, bounds).escape()
 
@@ -294,7 +296,7 @@ def _stretches(contents: Iterable[str]) -> array[int]:
     return ids
 
 
-def _classify(text: str, starts: Sequence[int], contents: _Lines) -> tuple[list[int], list[_Fence]]:
+def _classify(text: str, starts: Sequence[int], contents: _Lines) -> tuple[bytearray, list[_Fence]]:
     """Mark the lines of fenced code blocks that all renderers agree on; the rest is text.
 
     The opening line must be at the top level (0-3 spaces). Its block may still lie in a list
@@ -306,7 +308,7 @@ def _classify(text: str, starts: Sequence[int], contents: _Lines) -> tuple[list[
     """
     last = len(contents) - 1 if text.endswith(("\n", "\r")) else len(contents) - 2
     swallowers = _Swallowers(text)
-    kinds = [_TEXT] * len(contents)
+    kinds = bytearray([_TEXT]) * len(contents)  # one byte per line
     fences: list[_Fence] = []
     current: tuple[str, int, int, _Fence] | None = None
     for index, line in enumerate(contents):
@@ -527,7 +529,7 @@ class _Scope:
     """
 
     def __init__(
-        self, doc: _Document, lines: list[int], block_math: _Intervals, bounds: _MathBounds
+        self, doc: _Document, lines: Sequence[int], block_math: _Intervals, bounds: _MathBounds
     ) -> None:
         self.doc = doc
         self.lines = lines
@@ -541,18 +543,18 @@ class _Scope:
         s = self.s
         tails = array("q", (m.start() + 1 for m in _LINK_TAIL.finditer(s)))
         spans = self._code_spans(tails) if "`" in s else []
-        edits: list[tuple[int, int, str]] = []
+        links: list[tuple[int, int, str]] = []
         for at in tails:
             dest = _SKIP_TO_DEST.match(s, at + 1).end()
             if _unsafe_scheme(s, dest):
-                edits.append((dest, dest, "unsafe:"))
+                links.append((dest, dest, "unsafe:"))
+        escapes = _Edits()  # made in order of position, as are the links
         pos = 0
         for start, end in spans:
-            self._escape_range(pos, start, edits)
+            self._escape_range(pos, start, escapes)
             pos = end
-        self._escape_range(pos, len(s), edits)
-        edits.sort()
-        self._apply(edits)
+        self._escape_range(pos, len(s), escapes)
+        self._apply(merge(links, escapes) if links else escapes)
 
     def _global(self, pos: int) -> tuple[int, int]:
         """(line index, position in the whole text) of a position in the scope."""
@@ -638,7 +640,7 @@ class _Scope:
             '"' in inner and self.bounds.encloses(stretch, stretch, start, stop)
         )
 
-    def _escape_range(self, start: int, end: int, edits: list[tuple[int, int, str]]) -> None:
+    def _escape_range(self, start: int, end: int, edits: _Edits) -> None:
         """Edits that turn ``s[start:end]`` (not code) into text that cannot become markup."""
         s = self.s
         for m in _SPECIAL.finditer(s, start, end):
@@ -648,11 +650,11 @@ class _Scope:
             if ch == "<":
                 if after not in _TAG_START:
                     continue
-                replacement = "&lt;"
+                code = _LT
             elif ch == "&":
                 if not _CHAR_REF.match(s, i):
                     continue
-                replacement = "&amp;"
+                code = _AMP
             else:
                 if not self.bounds:
                     continue
@@ -660,31 +662,55 @@ class _Scope:
                 stretch = self.doc.stretch[line]
                 if not self.bounds.encloses(stretch, stretch, at, at + 1):
                     continue
-                replacement = "&quot;"  # JupyterLab pastes math into attributes unescaped
+                code = _QUOT  # JupyterLab pastes math into attributes unescaped
             back = i
             while back > start and s[back - 1] == "\\":
                 back -= 1
             # "\<" already meant a literal "<": the entity says the same without the backslash.
             first = i - 1 if (i - back) % 2 else i
-            edits.append((first, i + 1, replacement))
+            edits.starts.append(first)
+            edits.ends.append(i + 1)
+            edits.codes.append(code)
 
-    def _apply(self, edits: list[tuple[int, int, str]]) -> None:
+    def _apply(self, edits: Iterable[tuple[int, int, str]]) -> None:
+        """Rewrite the lines that ``edits`` (in order of position) touch into ``text_out``."""
         s, out = self.s, self.doc.text_out
-        k = 0
+        pending = iter(edits)
+        edit = next(pending, None)
         for n, line in enumerate(self.lines):
             lo, hi = self.offsets[n], self.offsets[n + 1]
-            if k == len(edits) or edits[k][0] >= hi:
+            if edit is None or edit[0] >= hi:
                 continue  # unchanged: rendered from the original text
             parts = []
             pos = lo
-            while k < len(edits) and edits[k][0] < hi:
-                start, end, replacement = edits[k]
+            while edit is not None and edit[0] < hi:
+                start, end, replacement = edit
                 parts.append(s[pos:start])
                 parts.append(replacement)
                 pos = end
-                k += 1
+                edit = next(pending, None)
             parts.append(s[pos:hi])
             out[line] = "".join(parts)
+
+
+_REPLACEMENTS = ("&lt;", "&amp;", "&quot;")
+_LT, _AMP, _QUOT = range(3)
+
+
+class _Edits:
+    """Replacements of ``s[start:end]`` (codes into ``_REPLACEMENTS``) in order, 17 bytes each.
+
+    Dense text (code, quotes) has one every few characters; as tuples they would cost about
+    ten times the text they rewrite.
+    """
+
+    def __init__(self) -> None:
+        self.starts = array("q")
+        self.ends = array("q")
+        self.codes = bytearray()
+
+    def __iter__(self) -> Iterator[tuple[int, int, str]]:
+        return zip(self.starts, self.ends, map(_REPLACEMENTS.__getitem__, self.codes), strict=True)
 
 
 class _TailScanner:

@@ -405,3 +405,29 @@ def test_only_changed_lines_are_rewritten_in_a_long_text():
     text = "fine line\n" * 500 + "a <b>tag</b> here\n" + "fine line\n" * 500
     out = safe_markdown(text)
     assert out == text.replace("<b>tag</b>", "&lt;b>tag&lt;/b>")
+
+
+@pytest.mark.parametrize(
+    ("text", "bound"),
+    [
+        # Prose with code spans: nothing to rewrite, so little more than bookkeeping per line.
+        (
+            "".join(f"Word {i} and `code {i}` here.\n" if i % 9 else "\n" for i in range(20_000)),
+            2.0,
+        ),
+        # Dense text where most lines change: the rewritten lines themselves are about 1x.
+        ('He said "yes" and [a link](https://x.org/a_b) then $x$ math.\n' * 5_000, 8.0),
+    ],
+    ids=["prose", "dense"],
+)
+def test_rendering_holds_few_copies_of_the_text(text, bound):
+    """Positions are kept as machine integers and lines sliced on demand, not held as objects."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        safe_markdown(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= bound * len(text), f"{peak / len(text):.1f}x the text"
