@@ -32,6 +32,7 @@ from .errors import (
     TruncatedStreamError,
 )
 from .events import AnswerDelta, Done, Event, Stats, ThinkingDelta
+from .host import parse_host
 
 #: Longest wait for the next chunk. Headers only arrive after the model is loaded and the
 #: prompt evaluated, which takes minutes for a big model on a slow disk: be generous.
@@ -131,7 +132,8 @@ class OllamaClient:
         timeout: float | None = DEFAULT_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        # Any spelling OLLAMA_HOST accepts ("localhost:11434", "0.0.0.0") becomes a full URL.
+        self.base_url = parse_host(base_url)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.session = requests.Session()

@@ -113,7 +113,7 @@ def outcome_line(result: OllamaResponse, out_name: str) -> str:
     if result.interrupted:
         return f"interrupted {kept}" if chars else "interrupted before the answer began"
     if result.error is not None:
-        return f"failed {kept}" if chars else ""
+        return f"failed {kept}" if chars else "failed before the answer began"
     if result.done_reason == "length":
         return "cut off at the token limit (done_reason 'length'; raise num_predict)"
     return ""

@@ -46,6 +46,20 @@ def test_events_in_order_with_stats(client, server):
     assert done.stats.chunks == 4 and done.stats.first_token_time is not None
 
 
+def test_any_ollama_host_spelling_works_as_base_url(server):
+    """What OLLAMA_HOST accepts works here too: bare host:port, a trailing slash."""
+    port = server.host.rsplit(":", 1)[1]
+    for spelling in (server.host, f"{server.url}/", f"0.0.0.0:{port}"):
+        server.enqueue(Reply.answer(["ok"]))
+        client = OllamaClient(spelling)
+        try:
+            assert client.base_url == server.url
+            events = list(client.chat("llama3.2", USER))
+        finally:
+            client.close()
+        assert [e.text for e in events if isinstance(e, AnswerDelta)] == ["ok"]
+
+
 def test_generate_endpoint_shapes_too(client, server):
     server.enqueue(Reply.answer(["a", "b"]))
     events = list(client.stream("/api/generate", {"model": "llama3.2", "prompt": "x"}))
