@@ -287,7 +287,7 @@ class _Batcher:
         return any(self._queues[kind] for kind in self._kinds[:])
 
     def _send_pending(self) -> None:
-        """One message per kind with everything that kind has waiting."""
+        """One message per kind with everything that kind has waiting (none if nothing is)."""
         for kind in self._kinds[:]:
             queue = self._queues[kind]
             parts = []
@@ -380,8 +380,7 @@ class _LoopBatcher(_Batcher):
 
     def _flush(self) -> None:
         try:
-            if self._has_pending():
-                self._send_pending()
+            self._send_pending()
         finally:
             self._flushed.set()
 
@@ -389,7 +388,7 @@ class _LoopBatcher(_Batcher):
         self._closed = True
         self._loop.add_callback(self._flush)
         # The loop answers within microseconds; a kernel shutting down may not answer at all.
-        if not self._flushed.wait(2.0) and self._has_pending():
+        if not self._flushed.wait(2.0):
             self._send_pending()
 
 
@@ -449,8 +448,7 @@ class _ThreadBatcher(_Batcher):
         self._thread.join()
         os.close(self._wake_read)
         os.close(self._wake_write)
-        if self._has_pending():
-            self._send_pending()
+        self._send_pending()
 
 
 def make_batcher(
