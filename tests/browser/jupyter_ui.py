@@ -369,6 +369,22 @@ class NotebookPage:
             self.page.keyboard.press("Control+S")
         assert saved.value.ok, saved.value.status
 
+    def wait_for_stage(
+        self, index: int, parts: list[list[str]], number: int, gate: Gate
+    ) -> tuple[int, str]:
+        """Once the server holds at ``gate``: ``parts[0..number]`` shown live and counted.
+
+        Returns the live answer's length and the status line at that moment.
+        """
+        assert gate.wait_reached(timeout=30)
+        sent = "".join(token for part in parts[: number + 1] for token in part)
+        self.wait_text(self.live_answer(index), sent)
+        self.page.wait_for_function(
+            "([node, n]) => node.textContent.includes(n + ' tokens')",
+            arg=[self.status(index).element_handle(), tokens_in(parts, number)],
+        )
+        return len(self.live_answer(index).text_content()), self.status(index).inner_text()
+
     def wait_text(self, locator: Any, expected: str, timeout: float = 15_000) -> str:
         """Until the element's text is exactly ``expected``; returns it."""
         self.page.wait_for_function(

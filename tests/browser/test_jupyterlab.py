@@ -21,7 +21,6 @@ from .jupyter_ui import (
     assert_no_widget_left,
     flush_tasks,
     gated_answer,
-    tokens_in,
     write_notebook,
 )
 
@@ -42,15 +41,9 @@ def test_text_grows_live_then_markdown_replaces_the_widget(lab_page, root, fake)
         lengths: list[int] = []
         statuses: list[str] = []
         for number, gate in enumerate(gates):
-            assert gate.wait_reached(timeout=30)
-            sent = "".join(token for part in PLAN[: number + 1] for token in part)
-            nb.wait_text(nb.live_answer(1), sent)
-            lengths.append(len(nb.live_answer(1).text_content()))
-            nb.page.wait_for_function(
-                "([node, n]) => node.textContent.includes(n + ' tokens')",
-                arg=[nb.status(1).element_handle(), tokens_in(PLAN, number)],
-            )
-            statuses.append(nb.status(1).inner_text())
+            length, status = nb.wait_for_stage(1, PLAN, number, gate)
+            lengths.append(length)
+            statuses.append(status)
             assert nb.prompt(1) == "[*]:"  # still running
             nb.screenshot(1, f"lab-streaming-{number + 1}.png")
             gate.open()

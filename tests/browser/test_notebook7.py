@@ -14,7 +14,6 @@ from .jupyter_ui import (
     WIDGET_MIME,
     assert_no_widget_left,
     gated_answer,
-    tokens_in,
     write_notebook,
 )
 
@@ -30,15 +29,9 @@ def test_notebook7_streams_live_then_saves_plain_markdown(notebook7_page, root, 
     try:
         nb.run(1)
         for number, gate in enumerate(gates):
-            assert gate.wait_reached(timeout=30)
-            sent = "".join(token for part in PLAN[: number + 1] for token in part)
-            nb.wait_text(nb.live_answer(1), sent)
-            lengths.append(len(nb.live_answer(1).text_content()))
-            nb.page.wait_for_function(
-                "([node, n]) => node.textContent.includes(n + ' tokens')",
-                arg=[nb.status(1).element_handle(), tokens_in(PLAN, number)],
-            )
-            assert nb.status(1).inner_text().startswith("llama3.2 · answering")
+            length, status = nb.wait_for_stage(1, PLAN, number, gate)
+            lengths.append(length)
+            assert status.startswith("llama3.2 · answering")
             if number == 1:
                 nb.screenshot(1, "notebook7-streaming.png")
             gate.open()
