@@ -41,6 +41,23 @@ def pick_model(base_url: str, requested: str | None) -> str | None:
     return next((n for n in names if n), None)
 
 
+def rearm_shell_channel(kernel_client: Any) -> None:
+    """Make a wait for the shell reply notice a reply that has already arrived.
+
+    nbclient answers output captured by an Output widget with a ``comm_msg`` on the shell
+    channel, and jupyter_client sends it through a blocking view of the asynchronous shell
+    socket. That send lets ZeroMQ take the "reply ready" signal of an ``execute_reply`` that
+    came in meanwhile, so the asynchronous wait for the reply would never wake and the run
+    would hang after the cell. Reading ``EVENTS`` through the asynchronous socket makes pyzmq
+    look again and hand over a waiting reply.
+    """
+    import zmq
+
+    socket = getattr(getattr(kernel_client, "shell_channel", None), "socket", None)
+    if socket is not None and not socket.closed:
+        socket.get(zmq.EVENTS)
+
+
 def _make_client_class() -> type:
     from nbclient import NotebookClient
 
@@ -57,7 +74,12 @@ def _make_client_class() -> type:
                 sys.stdout.flush()
             elif msg_type == "error":
                 sys.stdout.write("\n" + "\n".join(content.get("traceback", [])) + "\n")
-            return super().process_message(msg, cell, cell_index)
+            try:
+                return super().process_message(msg, cell, cell_index)
+            finally:
+                # The live view's text goes to an Output widget, which nbclient echoes back
+                # to the kernel on the shell channel: see rearm_shell_channel.
+                rearm_shell_channel(self.kc)
 
         closed_comms: set[str]
 
