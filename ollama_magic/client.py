@@ -88,6 +88,19 @@ def parse_json_line(line: bytes) -> Any:
     return _JSON.decode(line.decode("utf-8"))
 
 
+def body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """Raw body pieces as soon as they arrive (one per HTTP chunk when chunked)."""
+    raw = response.raw
+    if raw.chunked:
+        yield from raw.read_chunked(decode_content=True)
+    else:
+        while True:
+            data = raw.read1(_READ_SIZE)
+            if not data:
+                return
+            yield data
+
+
 def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """Yield complete ``\\n``-terminated lines from arbitrary chunks, in linear time.
 
@@ -117,36 +130,32 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
             yield tail
 
 
-class OllamaClient:
-    """A small client for Ollama's chat endpoint that streams.
+class HttpClient:
+    """The HTTP layer both clients share: one pooled session, and one place where every
+    ``requests`` failure becomes an error of :mod:`ollama_magic.errors`.
 
-    >>> client = OllamaClient("http://127.0.0.1:11434")  # doctest: +SKIP
-    >>> for event in client.chat("llama3.2", [{"role": "user", "content": "Hi"}]):
-    ...     print(event)  # doctest: +SKIP
+    Subclasses say how their server is named in messages (``_unreachable``, ``_stalled``,
+    ``_not_json``, ``_http_error``); the cases themselves are told apart only here.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        connect_timeout: float = CONNECT_TIMEOUT,
-    ) -> None:
-        # Any spelling OLLAMA_HOST accepts ("localhost:11434", "0.0.0.0") becomes a full URL.
-        self.base_url = parse_host(base_url)
+    #: Where a user looks when the server hung up; named in the "cut off" messages.
+    _server_log = "the server's log"
+
+    def __init__(self, base_url: str, *, timeout: float | None, connect_timeout: float) -> None:
+        self.base_url = base_url
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.session = requests.Session()
-        # A proxy in HTTP_PROXY must not capture traffic to a local Ollama; NO_PROXY and the
+        # A proxy in HTTP_PROXY must not capture traffic to a local server; NO_PROXY and the
         # proxy settings still apply to remote hosts.
         self.session.trust_env = not is_loopback(self.base_url)
-        self._tags: tuple[float, dict[str, dict[str, Any]]] | None = None
 
     def close(self) -> None:
         """Close pooled connections."""
         self.session.close()
 
-    # -- requests ---------------------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        return self.base_url + path
 
     def _send(
         self,
@@ -160,7 +169,7 @@ class OllamaClient:
 
         ``timeout`` overrides the client's read timeout; 0 or None in both means no limit.
         """
-        url = self.base_url + path
+        url = self._url(path)
         limit = self.timeout if timeout is None else timeout
         read_timeout = limit if limit and limit > 0 else None
         model = str(body.get("model", "")) if body else ""
@@ -172,24 +181,20 @@ class OllamaClient:
                 stream=True,
                 timeout=(self.connect_timeout, read_timeout),
             )
-        except requests.exceptions.ConnectTimeout as exc:
-            raise self._unreachable(f"no answer within {self.connect_timeout:g} s", exc) from None
+        except requests.exceptions.ConnectTimeout:
+            raise self._unreachable(f"no answer within {self.connect_timeout:g} s") from None
         except requests.exceptions.ReadTimeout:
-            raise StreamTimeoutError(
-                f"{self.base_url} accepted the request but sent nothing for {read_timeout:g} s. "
-                "A large model may still be loading: raise the limit with --timeout (0 waits "
-                "forever), or warm the model up first."
-            ) from None
+            raise self._stalled(read_timeout or 0) from None
         except requests.exceptions.ConnectionError as exc:
             if _answered_then_hung_up(exc):
-                raise TruncatedStreamError(
+                raise self._cut_off(
                     f"{self.base_url} accepted the request but closed the connection without "
                     "answering. The server may have crashed or restarted, or a proxy in between "
-                    "dropped the request; check `ollama serve`'s log, then re-run the cell."
+                    f"dropped the request; check {self._server_log}, then re-run the cell."
                 ) from None
-            raise self._unreachable(self._reason(exc), exc) from None
+            raise self._unreachable(self._reason(exc)) from None
         except requests.exceptions.RequestException as exc:
-            raise self._unreachable(self._reason(exc), exc) from None
+            raise self._unreachable(self._reason(exc)) from None
         if response.status_code >= 400:
             try:
                 raise self._http_error(response, model)
@@ -200,13 +205,13 @@ class OllamaClient:
     def request_json(
         self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = 30
     ) -> Any:
-        """One non-streamed request (``/api/tags``, ``/api/show``, ...) → decoded JSON or None."""
+        """One non-streamed request (``/api/tags``, ``/v1/models``, ...) → JSON, or None."""
         response = self._send(method, path, body, timeout=timeout)
         with response:
             try:
                 data = response.content
             except requests.exceptions.RequestException as exc:
-                raise TruncatedStreamError(
+                raise self._cut_off(
                     f"The connection to {self.base_url} broke while reading the answer "
                     f"({self._reason(exc)}). Try again."
                 ) from None
@@ -215,10 +220,71 @@ class OllamaClient:
         try:
             return json.loads(data)
         except ValueError:
-            raise ProtocolError(
-                f"{self.base_url}{path} answered with something that is not JSON: "
-                f"{_snippet(data)!r}. Is this an Ollama server?"
-            ) from None
+            raise self._not_json(path, data) from None
+
+    def installed_models(
+        self, *, max_age: float = 30.0, timeout: float = 2.0
+    ) -> dict[str, dict[str, Any]]:
+        raise NotImplementedError
+
+    def model_names(self, *, max_age: float = 30.0, timeout: float = 2.0) -> frozenset[str]:
+        """Installed model names (``x:latest`` also as ``x``); see :meth:`installed_models`."""
+        return frozenset(self.installed_models(max_age=max_age, timeout=timeout))
+
+    # -- errors: what each kind of server says -----------------------------------------------
+
+    @staticmethod
+    def _reason(exc: BaseException) -> str:
+        text = str(exc)
+        for marker, reason in (
+            ("Connection refused", "connection refused"),
+            ("Name or service not known", "unknown host name"),
+            ("nodename nor servname", "unknown host name"),
+            ("Temporary failure in name resolution", "unknown host name"),
+            ("timed out", "connection timed out"),
+            ("ProxyError", "the proxy failed"),
+            ("Network is unreachable", "network unreachable"),
+        ):
+            if marker in text:
+                return reason
+        return _snippet(text, 120)
+
+    def _unreachable(self, reason: str) -> OllamaConnectionError:
+        raise NotImplementedError
+
+    def _stalled(self, seconds: float) -> StreamTimeoutError:
+        raise NotImplementedError
+
+    def _cut_off(self, message: str) -> TruncatedStreamError:
+        return TruncatedStreamError(message)
+
+    def _not_json(self, path: str, data: bytes) -> ProtocolError:
+        raise NotImplementedError
+
+    def _http_error(self, response: requests.Response, model: str) -> OllamaResponseError:
+        raise NotImplementedError
+
+
+class OllamaClient(HttpClient):
+    """A small client for Ollama's chat endpoint that streams.
+
+    >>> client = OllamaClient("http://127.0.0.1:11434")  # doctest: +SKIP
+    >>> for event in client.chat("llama3.2", [{"role": "user", "content": "Hi"}]):
+    ...     print(event)  # doctest: +SKIP
+    """
+
+    _server_log = "`ollama serve`'s log"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        # Any spelling OLLAMA_HOST accepts ("localhost:11434", "0.0.0.0") becomes a full URL.
+        super().__init__(parse_host(base_url), timeout=timeout, connect_timeout=connect_timeout)
+        self._tags: tuple[float, dict[str, dict[str, Any]]] | None = None
 
     def installed_models(
         self, *, max_age: float = 30.0, timeout: float = 2.0
@@ -246,10 +312,6 @@ class OllamaClient:
         self._tags = (now, models)
         return models
 
-    def model_names(self, *, max_age: float = 30.0, timeout: float = 2.0) -> frozenset[str]:
-        """Installed model names (``x:latest`` also as ``x``); see :meth:`installed_models`."""
-        return frozenset(self.installed_models(max_age=max_age, timeout=timeout))
-
     def stream_json(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The objects of any NDJSON endpoint (``/api/pull`` progress, ...), as dicts.
 
@@ -262,7 +324,7 @@ class OllamaClient:
         finally:
             response.close()
 
-    def _unreachable(self, reason: str, exc: BaseException) -> OllamaConnectionError:
+    def _unreachable(self, reason: str) -> OllamaConnectionError:
         local = is_loopback(self.base_url)
         hint = (
             "Start it with `ollama serve` (or open the Ollama app)"
@@ -275,21 +337,18 @@ class OllamaClient:
             url=self.base_url,
         )
 
-    @staticmethod
-    def _reason(exc: BaseException) -> str:
-        text = str(exc)
-        for marker, reason in (
-            ("Connection refused", "connection refused"),
-            ("Name or service not known", "unknown host name"),
-            ("nodename nor servname", "unknown host name"),
-            ("Temporary failure in name resolution", "unknown host name"),
-            ("timed out", "connection timed out"),
-            ("ProxyError", "the proxy failed"),
-            ("Network is unreachable", "network unreachable"),
-        ):
-            if marker in text:
-                return reason
-        return _snippet(text, 120)
+    def _stalled(self, seconds: float) -> StreamTimeoutError:
+        return StreamTimeoutError(
+            f"{self.base_url} accepted the request but sent nothing for {seconds:g} s. "
+            "A large model may still be loading: raise the limit with --timeout (0 waits "
+            "forever), or warm the model up first."
+        )
+
+    def _not_json(self, path: str, data: bytes) -> ProtocolError:
+        return ProtocolError(
+            f"{self.base_url}{path} answered with something that is not JSON: "
+            f"{_snippet(data)!r}. Is this an Ollama server?"
+        )
 
     def _http_error(self, response: requests.Response, model: str) -> OllamaResponseError:
         status = response.status_code
@@ -348,19 +407,6 @@ class OllamaClient:
 
     # -- streaming ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _chunks(response: requests.Response) -> Iterator[bytes]:
-        """Raw body pieces as soon as they arrive (one per HTTP chunk when chunked)."""
-        raw = response.raw
-        if raw.chunked:
-            yield from raw.read_chunked(decode_content=True)
-        else:
-            while True:
-                data = raw.read1(_READ_SIZE)
-                if not data:
-                    return
-                yield data
-
     def chat(
         self,
         model: str,
@@ -398,7 +444,7 @@ class OllamaClient:
         self, response: requests.Response, trace: LineHook | None = None
     ) -> Iterator[dict[str, Any]]:
         """Each line of an NDJSON body as a dict; transport failures and error lines raise."""
-        lines = split_lines(self._chunks(response))
+        lines = split_lines(body_chunks(response))
         timeout = self.timeout
         while True:
             try:

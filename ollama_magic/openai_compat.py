@@ -31,8 +31,9 @@ from .client import (
     CONNECT_TIMEOUT,
     DEFAULT_TIMEOUT,
     AnswerStream,
-    OllamaClient,
+    HttpClient,
     _snippet,
+    body_chunks,
     build_chat_body,
     is_loopback,
 )
@@ -436,7 +437,7 @@ def _retitled(exc: _E, title: str) -> _E:
     return exc
 
 
-class OpenAIClient:
+class OpenAIClient(HttpClient):
     """Streams chat answers from an OpenAI-compatible server (``.../v1``) as the magic's events.
 
     ``base_url`` is the API root (``http://127.0.0.1:8000/v1``; ``/v1`` is added if missing).
@@ -456,23 +457,15 @@ class OpenAIClient:
         connect_timeout: float = CONNECT_TIMEOUT,
         api_key: str | None = None,
     ) -> None:
-        self.base_url = api_root(base_url)
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
+        super().__init__(api_root(base_url), timeout=timeout, connect_timeout=connect_timeout)
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
         self._api_key = key.strip()
-        self.session = requests.Session()
-        self.session.trust_env = not is_loopback(self.base_url)
         if self._api_key:
             self.session.headers["Authorization"] = f"Bearer {self._api_key}"
         self._models: tuple[float, dict[str, dict[str, Any]]] | None = None
 
     def __repr__(self) -> str:
         return f"<OpenAIClient {self.base_url} key={'set' if self._api_key else 'none'}>"
-
-    def close(self) -> None:
-        """Close pooled connections."""
-        self.session.close()
 
     def _url(self, path: str) -> str:
         """``/api/chat`` and ``/v1/chat/completions`` → the chat URL; ``/v1/x`` → root + ``/x``."""
@@ -486,61 +479,6 @@ class OpenAIClient:
                 "(it serves /v1/chat/completions and /v1/models)."
             )
         return self.base_url + path
-
-    # -- requests ---------------------------------------------------------------------------
-
-    def _send(
-        self, method: str, path: str, body: dict[str, Any] | None, *, timeout: float | None
-    ) -> requests.Response:
-        url = self._url(path)
-        limit = self.timeout if timeout is None else timeout
-        read_timeout = limit if limit and limit > 0 else None
-        try:
-            response = self.session.request(
-                method, url, json=body, stream=True, timeout=(self.connect_timeout, read_timeout)
-            )
-        except requests.exceptions.ConnectTimeout:
-            raise self._unreachable(f"no answer within {self.connect_timeout:g} s") from None
-        except requests.exceptions.ReadTimeout:
-            raise _retitled(
-                StreamTimeoutError(
-                    f"{self.base_url} accepted the request but sent nothing for "
-                    f"{read_timeout:g} s. The model may still be loading: raise the limit with "
-                    "--timeout (0 waits forever)."
-                ),
-                "The server stopped responding",
-            ) from None
-        except requests.exceptions.RequestException as exc:
-            raise self._unreachable(OllamaClient._reason(exc)) from None
-        if response.status_code >= 400:
-            try:
-                raise self._http_error(response, str((body or {}).get("model", "")))
-            finally:
-                response.close()
-        return response
-
-    def request_json(
-        self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = 30
-    ) -> Any:
-        """One plain request (``GET /v1/models``) → decoded JSON, or None for an empty body."""
-        response = self._send(method, path, body, timeout=timeout)
-        with response:
-            try:
-                data = response.content
-            except requests.exceptions.RequestException as exc:
-                raise _retitled(
-                    TruncatedStreamError(
-                        f"The connection to {self.base_url} broke while reading the answer "
-                        f"({OllamaClient._reason(exc)}). Try again."
-                    ),
-                    "The answer was cut off",
-                ) from None
-        if not data.strip():
-            return None
-        try:
-            return json.loads(data)
-        except ValueError:
-            raise self._not_api(data) from None
 
     def list_models(self) -> list[dict[str, Any]]:
         """The served models as ``{"name", "owned_by", "created"}`` rows (``GET /v1/models``)."""
@@ -582,10 +520,6 @@ class OpenAIClient:
         self._models = (now, models)
         return models
 
-    def model_names(self, *, max_age: float = 30.0, timeout: float = 2.0) -> frozenset[str]:
-        """Served model names; see :meth:`installed_models`."""
-        return frozenset(self.installed_models(max_age=max_age, timeout=timeout))
-
     def stream(
         self, path: str, body: dict[str, Any], *, trace: LineHook | None = None
     ) -> AnswerStream:
@@ -612,7 +546,7 @@ class OpenAIClient:
 
     def _lines(self, response: requests.Response, trace: LineHook | None) -> Iterator[bytes]:
         """Raw event-stream lines; transport failures become stream errors."""
-        lines = sse_lines(OllamaClient._chunks(response))
+        lines = sse_lines(body_chunks(response))
         while True:
             try:
                 line = next(lines)
@@ -628,7 +562,7 @@ class OpenAIClient:
                     "The server stopped responding",
                 ) from None
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise self._truncated(f" ({OllamaClient._reason(exc)})") from None
+                raise self._truncated(f" ({self._reason(exc)})") from None
             if trace is not None and line:
                 trace(line, time.perf_counter())
             yield line
@@ -727,6 +661,19 @@ class OpenAIClient:
         )
         return _retitled(error, "The server is not reachable")
 
+    def _stalled(self, seconds: float) -> StreamTimeoutError:
+        error = StreamTimeoutError(
+            f"{self.base_url} accepted the request but sent nothing for {seconds:g} s. The "
+            "model may still be loading: raise the limit with --timeout (0 waits forever)."
+        )
+        return _retitled(error, "The server stopped responding")
+
+    def _cut_off(self, message: str) -> TruncatedStreamError:
+        return _retitled(TruncatedStreamError(message), "The answer was cut off")
+
+    def _not_json(self, path: str, data: bytes) -> ProtocolError:
+        return self._not_api(data)
+
     def _not_api(self, data: bytes | str) -> ProtocolError:
         error = ProtocolError(
             f"{self.base_url} answered with something that is not the OpenAI API: "
@@ -735,12 +682,11 @@ class OpenAIClient:
         return _retitled(error, "Unexpected data from the server")
 
     def _truncated(self, reason: str) -> TruncatedStreamError:
-        error = TruncatedStreamError(
+        return self._cut_off(
             f"The connection to {self.base_url} closed before the answer was finished{reason} "
             "(no finish_reason and no `data: [DONE]` arrived). The server may have crashed or "
             "been restarted; check its log, then re-run the cell."
         )
-        return _retitled(error, "The answer was cut off")
 
     def _stream_error(self, message: str) -> StreamErrorLine:
         message = self._scrub(message.strip() or "no details given")

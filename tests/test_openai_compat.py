@@ -240,6 +240,14 @@ def test_unreachable_and_stall(fake, closed_port):
     gate.open()
 
 
+def test_a_server_that_takes_the_request_and_hangs_up_is_not_called_unreachable(client, fake):
+    fake.enqueue(Reply.hangup_before_headers())
+    with pytest.raises(TruncatedStreamError, match="closed the connection without") as info:
+        chat(client)
+    assert info.value.title == "The answer was cut off"
+    assert "the server's log" in str(info.value) and "ollama serve" not in str(info.value)
+
+
 def test_close_hangs_up_and_trace(client, fake):
     gate = Gate()
     fake.enqueue(Reply.answer(["one", "two"], gate=gate, gate_after=1))
