@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -1274,32 +1274,25 @@ class FakeOllama:
 # Command line
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Serve a fake Ollama until Ctrl+C, for demos and benchmarks without a GPU."""
-    parser = argparse.ArgumentParser(
-        prog="python -m ollama_magic.testing",
-        description="Serve an Ollama-compatible fake that echoes prompts, paced per token.",
-    )
+def server_arguments(prog: str, description: str, port: int) -> argparse.ArgumentParser:
+    """The options every fake server's command line has: where to listen, pacing, models."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=11434, help="port, 0 = any free (11434)")
+    parser.add_argument("--port", type=int, default=port, help=f"port, 0 = any free ({port})")
     parser.add_argument("--delay", type=float, default=0.05, help="seconds per chunk (0.05)")
     parser.add_argument("--models", default="llama3.2", help="comma-separated models")
-    parser.add_argument(
-        "--thinking-models", default="qwen3:8b", help="comma-separated models that think"
-    )
-    args = parser.parse_args(argv)
+    return parser
 
-    def names(text: str) -> list[str]:
-        return [name.strip() for name in text.split(",") if name.strip()]
 
-    server = FakeOllama(
-        names(args.models),
-        names(args.thinking_models),
-        host=args.host,
-        port=args.port,
-        default_delay=args.delay,
-    ).start()
-    print(f"Fake Ollama at {server.url} serving {', '.join(server.models)}", flush=True)
+def comma_list(text: str) -> list[str]:
+    """``"a, b,,c"`` → ``["a", "b", "c"]``."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def serve_until_interrupted(server: FakeOllama, banner: Callable[[FakeOllama], str]) -> int:
+    """Start ``server``, say where it listens (``banner(server)``) and serve until Ctrl+C."""
+    server.start()  # the address is known from here on (port 0 picks one)
+    print(banner(server), flush=True)
     try:
         while True:
             time.sleep(3600)
@@ -1308,6 +1301,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop()
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve a fake Ollama until Ctrl+C, for demos and benchmarks without a GPU."""
+    parser = server_arguments(
+        "python -m ollama_magic.testing",
+        "Serve an Ollama-compatible fake that echoes prompts, paced per token.",
+        port=11434,
+    )
+    parser.add_argument(
+        "--thinking-models", default="qwen3:8b", help="comma-separated models that think"
+    )
+    args = parser.parse_args(argv)
+    server = FakeOllama(
+        comma_list(args.models),
+        comma_list(args.thinking_models),
+        host=args.host,
+        port=args.port,
+        default_delay=args.delay,
+    )
+    return serve_until_interrupted(
+        server, lambda s: f"Fake Ollama at {s.url} serving {', '.join(s.models)}"
+    )
 
 
 if __name__ == "__main__":

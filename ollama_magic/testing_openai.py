@@ -29,7 +29,6 @@ HTTP error in OpenAI's shape. The Ollama endpoints keep working, as on a real Ol
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
@@ -49,6 +48,9 @@ from .testing import (
     Token,
     _dumps,
     _Handler,
+    comma_list,
+    serve_until_interrupted,
+    server_arguments,
     split_tokens,
 )
 
@@ -347,29 +349,21 @@ class FakeOpenAI(FakeOllama):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve a fake OpenAI-compatible API until Ctrl+C, for demos without a model."""
-    parser = argparse.ArgumentParser(
-        prog="python -m ollama_magic.testing_openai",
-        description="Serve an OpenAI-compatible fake that echoes prompts, paced per token.",
+    parser = server_arguments(
+        "python -m ollama_magic.testing_openai",
+        "Serve an OpenAI-compatible fake that echoes prompts, paced per token.",
+        port=8000,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port, 0 = any free (8000)")
-    parser.add_argument("--delay", type=float, default=0.05, help="seconds per chunk (0.05)")
-    parser.add_argument("--models", default="llama3.2", help="comma-separated models")
     parser.add_argument("--api-key", default=None, help="require this bearer key")
     args = parser.parse_args(argv)
-    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    models = comma_list(args.models)
     server = FakeOpenAI(
         models, (), api_key=args.api_key, host=args.host, port=args.port, default_delay=args.delay
-    ).start()
-    print(f"Fake OpenAI-compatible API at {server.url_v1} serving {', '.join(models)}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+    )
+    return serve_until_interrupted(
+        server,
+        lambda _: f"Fake OpenAI-compatible API at {server.url_v1} serving {', '.join(models)}",
+    )
 
 
 if __name__ == "__main__":

@@ -503,24 +503,44 @@ def test_answer_rejects_gate_positions_out_of_range() -> None:
 # -- command line --------------------------------------------------------------------------------
 
 
-def test_command_line_serves_paced_default_answers() -> None:
+def _serve_from_command_line(module: str, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start a fake server's command line on a free port; return it and the URL it announced."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    args = ["--port", "0", "--delay", "0.001", "--models", "a,b:7b", "--thinking-models", ""]
     process = subprocess.Popen(
-        [sys.executable, "-m", "ollama_magic.testing", *args],
+        [sys.executable, "-m", module, "--port", "0", "--delay", "0.001", *args],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
     )
+    assert process.stdout is not None
+    banner = process.stdout.readline()
+    return process, banner.split(" at ", 1)[1].split()[0]
+
+
+def test_command_line_serves_paced_default_answers() -> None:
+    process, url = _serve_from_command_line(
+        "ollama_magic.testing", "--models", "a,b:7b", "--thinking-models", ""
+    )
     try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
-        url = banner.split(" at ", 1)[1].split()[0]
         assert url.startswith("http://127.0.0.1:")
         names = [m["name"] for m in requests.get(url + "/api/tags", timeout=5).json()["models"]]
         assert names == ["a:latest", "b:7b"]
         response = requests.post(url + "/api/chat", json=chat_body("hi", model="a"), timeout=5)
         assert "".join(c["message"]["content"] for c in lines(response)) == "You said: hi"
+    finally:
+        process.terminate()
+        process.wait(5)
+
+
+def test_openai_command_line_serves_its_models_behind_a_key() -> None:
+    process, url = _serve_from_command_line(
+        "ollama_magic.testing_openai", "--models", "a, b", "--api-key", "k"
+    )
+    try:
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
+        assert requests.get(url + "/models", timeout=5).status_code == 401
+        models = requests.get(url + "/models", headers={"Authorization": "Bearer k"}, timeout=5)
+        assert [m["id"] for m in models.json()["data"]] == ["a", "b"]
     finally:
         process.terminate()
         process.wait(5)
