@@ -161,3 +161,15 @@ class KernelDriver:
         if run.status != "ok":
             raise RuntimeError(f"{expression!r} failed: {run.reply}")
         return ast.literal_eval(run.stream_text.strip())
+
+
+def start_magic_kernel(env: dict[str, str] | None = None) -> KernelDriver:
+    """A started kernel with ``%load_ext ollama_magic`` done (close it, or use ``with``)."""
+    driver = KernelDriver(env=env)
+    try:
+        run = driver.execute("%load_ext ollama_magic")
+        assert run.status == "ok", run.reply
+    except BaseException:
+        driver.close()
+        raise
+    return driver

@@ -6,7 +6,7 @@ import importlib.util
 from collections.abc import Iterator
 
 import pytest
-from kernel_driver import Execution, KernelDriver, Received
+from kernel_driver import Execution, KernelDriver, Received, start_magic_kernel
 
 from ollama_magic.local import KNOWN_MODELS
 from ollama_magic.testing import Gate, Reply
@@ -80,8 +80,7 @@ def test_no_model_and_no_ollama_falls_back_to_local_with_a_note(shell, closed_po
 
 @pytest.fixture(scope="module")
 def kernel() -> Iterator[KernelDriver]:
-    with KernelDriver() as driver:
-        assert driver.execute("%load_ext ollama_magic").status == "ok"
+    with start_magic_kernel() as driver:
         yield driver
 
 

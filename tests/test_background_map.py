@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kernel_driver import KernelDriver
+from kernel_driver import KernelDriver, start_magic_kernel
 
 from ollama_magic.errors import OllamaUsageError
 from ollama_magic.testing import FakeOllama, Gate, Reply
@@ -57,8 +57,7 @@ def fake() -> Iterator[FakeOllama]:
 
 @pytest.fixture(scope="module")
 def kernel(fake: FakeOllama) -> Iterator[KernelDriver]:
-    with KernelDriver(env={"OLLAMA_HOST": fake.host}) as driver:
-        assert driver.execute("%load_ext ollama_magic").status == "ok"
+    with start_magic_kernel({"OLLAMA_HOST": fake.host}) as driver:
         yield driver
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kernel_driver import KernelDriver, Received
+from kernel_driver import KernelDriver, Received, start_magic_kernel
 
 from ollama_magic.errors import CompareError, Interrupted, OllamaUsageError
 from ollama_magic.result import OllamaResponse
@@ -52,8 +52,7 @@ def fake() -> Iterator[FakeOllama]:
 
 @pytest.fixture(scope="module")
 def kernel(fake: FakeOllama) -> Iterator[KernelDriver]:
-    with KernelDriver(env={"OLLAMA_HOST": fake.host}) as driver:
-        assert driver.execute("%load_ext ollama_magic").status == "ok"
+    with start_magic_kernel({"OLLAMA_HOST": fake.host}) as driver:
         yield driver
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kernel_driver import Execution, KernelDriver, Received
+from kernel_driver import Execution, KernelDriver, Received, start_magic_kernel
 
 from ollama_magic.client import OllamaClient
 from ollama_magic.errors import OllamaResponseError
@@ -42,16 +42,9 @@ def fake() -> Iterator[FakeOllama]:
         yield server
 
 
-def start_kernel(env: dict[str, str]) -> KernelDriver:
-    driver = KernelDriver(env=env)
-    run = driver.execute("%load_ext ollama_magic")
-    assert run.status == "ok", run.reply
-    return driver
-
-
 @pytest.fixture(scope="module")
 def kernel(fake: FakeOllama) -> Iterator[KernelDriver]:
-    driver = start_kernel({"OLLAMA_HOST": fake.host})
+    driver = start_magic_kernel({"OLLAMA_HOST": fake.host})
     yield driver
     driver.close()
 
@@ -393,7 +386,7 @@ def proxied_kernel(fake: FakeOllama) -> Iterator[KernelDriver]:
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     env = {name: dead for name in DEAD_PROXY_VARS}
     env.update(OLLAMA_HOST=fake.host, NO_PROXY="", no_proxy="", all_proxy=dead)
-    driver = start_kernel(env)
+    driver = start_magic_kernel(env)
     yield driver
     driver.close()
 
@@ -753,7 +746,7 @@ def test_no_thread_or_connection_left_after_a_failed_or_stopped_answer(kernel, f
 
 
 def test_kernel_restart_mid_stream(fake):
-    driver = start_kernel({"OLLAMA_HOST": fake.host})
+    driver = start_magic_kernel({"OLLAMA_HOST": fake.host})
     try:
         old_pid = driver.value("__import__('os').getpid()")
         gate = Gate()

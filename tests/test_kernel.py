@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kernel_driver import Execution, KernelDriver, Received
+from kernel_driver import Execution, KernelDriver, Received, start_magic_kernel
 
 from ollama_magic.testing import FakeOllama, Gate, Reply
 
@@ -20,9 +20,7 @@ def fake() -> Iterator[FakeOllama]:
 
 @pytest.fixture(scope="module")
 def kernel(fake: FakeOllama) -> Iterator[KernelDriver]:
-    with KernelDriver(env={"OLLAMA_HOST": fake.host}) as driver:
-        run = driver.execute("%load_ext ollama_magic")
-        assert run.status == "ok", run.reply
+    with start_magic_kernel({"OLLAMA_HOST": fake.host}) as driver:
         yield driver
 
 
