@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -1289,10 +1289,9 @@ def comma_list(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def serve_until_interrupted(server: FakeOllama, banner: Callable[[FakeOllama], str]) -> int:
-    """Start ``server``, say where it listens (``banner(server)``) and serve until Ctrl+C."""
-    server.start()  # the address is known from here on (port 0 picks one)
-    print(banner(server), flush=True)
+def serve_until_interrupted(server: FakeOllama, banner: str) -> int:
+    """Say ``banner`` and serve with the started ``server`` until Ctrl+C, then stop it."""
+    print(banner, flush=True)
     try:
         while True:
             time.sleep(3600)
@@ -1320,9 +1319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         default_delay=args.delay,
-    )
+    ).start()  # the address is known from here on (port 0 picks one)
     return serve_until_interrupted(
-        server, lambda s: f"Fake Ollama at {s.url} serving {', '.join(s.models)}"
+        server, f"Fake Ollama at {server.url} serving {', '.join(server.models)}"
     )
 
 

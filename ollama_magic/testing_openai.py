@@ -359,10 +359,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     models = comma_list(args.models)
     server = FakeOpenAI(
         models, (), api_key=args.api_key, host=args.host, port=args.port, default_delay=args.delay
-    )
+    ).start()
     return serve_until_interrupted(
-        server,
-        lambda _: f"Fake OpenAI-compatible API at {server.url_v1} serving {', '.join(models)}",
+        server, f"Fake OpenAI-compatible API at {server.url_v1} serving {', '.join(models)}"
     )
 
 
