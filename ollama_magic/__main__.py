@@ -41,21 +41,31 @@ def pick_model(base_url: str, requested: str | None) -> str | None:
     return next((n for n in names if n), None)
 
 
-def rearm_shell_channel(kernel_client: Any) -> None:
-    """Make a wait for the shell reply notice a reply that has already arrived.
+def _rearming_kernel_client_class() -> type:
+    """An async kernel client whose shell channel never loses the signal of a waiting reply.
 
-    nbclient answers output captured by an Output widget with a ``comm_msg`` on the shell
-    channel, and jupyter_client sends it through a blocking view of the asynchronous shell
-    socket. That send lets ZeroMQ take the "reply ready" signal of an ``execute_reply`` that
-    came in meanwhile, so the asynchronous wait for the reply would never wake and the run
-    would hang after the cell. Reading ``EVENTS`` through the asynchronous socket makes pyzmq
-    look again and hand over a waiting reply.
+    nbclient answers output captured by an Output widget (the live view) with a ``comm_msg``
+    on the shell channel, and jupyter_client sends it through a blocking view of the
+    asynchronous shell socket. That send lets ZeroMQ take the "reply ready" signal of an
+    ``execute_reply`` that came in meanwhile, so the asynchronous wait for the reply would
+    never wake and the run would hang after the cell. Reading ``EVENTS`` through the
+    asynchronous socket right after each send makes pyzmq look again and hand over the reply.
     """
     import zmq
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.channels import AsyncZMQSocketChannel
+    from traitlets import Type
 
-    socket = getattr(getattr(kernel_client, "shell_channel", None), "socket", None)
-    if socket is not None and not socket.closed:
-        socket.get(zmq.EVENTS)
+    class RearmingShellChannel(AsyncZMQSocketChannel):
+        def send(self, msg: dict[str, Any]) -> None:
+            super().send(msg)
+            if self.socket is not None and not self.socket.closed:
+                self.socket.get(zmq.EVENTS)
+
+    class RearmingKernelClient(AsyncKernelClient):
+        shell_channel_class = Type(RearmingShellChannel)  # type: ignore[arg-type]
+
+    return RearmingKernelClient
 
 
 def _make_client_class() -> type:
@@ -63,6 +73,11 @@ def _make_client_class() -> type:
 
     class EchoingClient(NotebookClient):  # type: ignore[misc]
         """Prints streamed text as it arrives, so a terminal shows the answer live."""
+
+        def create_kernel_manager(self) -> Any:
+            km = super().create_kernel_manager()
+            km.client_factory = _rearming_kernel_client_class()
+            return km
 
         def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
             msg_type = msg.get("msg_type") or msg["header"]["msg_type"]
@@ -74,12 +89,7 @@ def _make_client_class() -> type:
                 sys.stdout.flush()
             elif msg_type == "error":
                 sys.stdout.write("\n" + "\n".join(content.get("traceback", [])) + "\n")
-            try:
-                return super().process_message(msg, cell, cell_index)
-            finally:
-                # The live view's text goes to an Output widget, which nbclient echoes back
-                # to the kernel on the shell channel: see rearm_shell_channel.
-                rearm_shell_channel(self.kc)
+            return super().process_message(msg, cell, cell_index)
 
         closed_comms: set[str]
 
