@@ -17,8 +17,9 @@ __all__ = ["OllamaClient", "OllamaMagicError", "OllamaResponse", "__version__"]
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%ollama`` (called by ``%load_ext ollama_magic``)."""
+    from .cmdline import keep_question_marks
     from .completion import install
-    from .magics import OllamaMagics, keep_question_marks
+    from .magics import OllamaMagics
 
     ipython.register_magics(OllamaMagics)
     if keep_question_marks not in ipython.input_transformers_cleanup:
@@ -29,8 +30,8 @@ def load_ipython_extension(ipython: Any) -> None:
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the tab completion hook (IPython keeps the magics registered)."""
+    from .cmdline import keep_question_marks
     from .completion import uninstall
-    from .magics import keep_question_marks
 
     uninstall(ipython)
     if keep_question_marks in ipython.input_transformers_cleanup:

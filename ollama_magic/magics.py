@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import contextvars
-import io
-import json
 import keyword
 import os
-import re
-import shlex
 import sys
 import threading
 from typing import Any
@@ -18,6 +14,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Dict, Enum, Float, Unicode
 
 from .client import DEFAULT_TIMEOUT, OllamaClient, build_chat_body
+from .cmdline import split_arguments, split_line_prompt
 from .commands import CommandContext, Subcommand
 from .conversation import Conversation, Conversations, Exchange
 from .errors import (
@@ -32,6 +29,7 @@ from .host import resolve_host
 from .local import LocalClient, default_local_model, is_local_model
 from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
 from .openai_compat import OpenAIClient, is_openai_url, openai_chat_body
+from .options import parse_keep_alive, parse_option
 from .prompt import dry_run_markdown, encode_image, interpolate, resolve_format
 from .result import OllamaResponse, decode_draining
 from .view import (
@@ -48,101 +46,6 @@ DEFAULT_OUT = "ollama_response"
 DEFAULT_CHAT = "default"
 
 
-def parse_option(item: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` → (key, value); the value is JSON when it parses, else a string.
-
-    >>> parse_option("num_ctx=8192"), parse_option('stop=["\\\\n"]'), parse_option("x=abc")
-    (('num_ctx', 8192), ('stop', ['\\n']), ('x', 'abc'))
-    """
-    key, sep, raw = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise OllamaUsageError(
-            f"--option expects KEY=VALUE (for example -O num_ctx=8192), got {item!r}."
-        )
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        value = raw
-    return key, value
-
-
-def parse_keep_alive(value: str) -> str | int | float:
-    """Ollama takes a number of seconds or a duration string like ``"10m"``.
-
-    >>> parse_keep_alive("300"), parse_keep_alive("-1"), parse_keep_alive("10m")
-    (300, -1, '10m')
-    """
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return int(number) if number.is_integer() else number
-
-
-def split_arguments(line: str) -> list[str]:
-    """Split a magic line like a shell would (IPython's own parser keeps the quotes)."""
-    try:
-        return shlex.split(line)
-    except ValueError as exc:
-        raise OllamaUsageError(
-            f"Could not split the magic line ({exc}); check the quotes."
-        ) from None
-
-
-def split_line_prompt(line: str, parser: Any, with_model: bool = True) -> tuple[list[str], str]:
-    """Split ``[options] MODEL prompt text`` into argv and the raw prompt.
-
-    The prompt is taken verbatim (apostrophes and all): only the options and the model
-    before it are read as shell words.
-
-    >>> from IPython.core.magic_arguments import MagicArgumentParser
-    >>> p = MagicArgumentParser()
-    >>> _ = p.add_argument("-t", type=float); _ = p.add_argument("-q", action="store_true")
-    >>> split_line_prompt("-t 0.2 -q llama3.2 What's up, doc?", p)
-    (['-t', '0.2', '-q', 'llama3.2'], "What's up, doc?")
-    >>> split_line_prompt("-q What's up?", p, with_model=False)
-    (['-q'], "What's up?")
-    """
-    stream = io.StringIO(line)
-    lexer = shlex.shlex(stream, posix=True)
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    actions = parser._option_string_actions
-    argv: list[str] = []
-    try:
-        while True:
-            rest = line[stream.tell() :].strip()
-            if not rest:
-                return argv, ""
-            if not rest.startswith("-") and not with_model:
-                return argv, rest  # the prompt starts here; never lex it (apostrophes)
-            token = lexer.get_token()
-            if token is None or token == lexer.eof:
-                return argv, ""
-            argv.append(token)
-            if not token.startswith("-"):
-                return argv, line[stream.tell() :].strip()
-            action = actions.get(token.split("=", 1)[0])
-            if action is None or action.nargs == 0 or "=" in token:
-                continue  # a flag, an inline value, or an unknown option argparse will report
-            if action.nargs == "?":
-                position = stream.tell()
-                peek = lexer.get_token()
-                if peek in ("low", "medium", "high"):
-                    argv.append(peek)
-                else:
-                    stream.seek(position)
-                continue
-            value = lexer.get_token()
-            if value is not None:
-                argv.append(value)
-    except ValueError as exc:
-        raise OllamaUsageError(
-            f"Could not split the magic line ({exc}); check the quotes."
-        ) from None
-
-
 def backend_for(model: str, base_url: str, api: str) -> str:
     """Which client answers: ``local`` (``local:NAME`` models, in the kernel), ``openai``
     (``--api openai``, or ``auto`` with a URL ending in ``/v1``) or ``ollama``.
@@ -157,31 +60,6 @@ def backend_for(model: str, base_url: str, api: str) -> str:
     if api == "openai" or (api == "auto" and is_openai_url(base_url)):
         return "openai"
     return "ollama"
-
-
-_ONE_LINER = re.compile(r"^(\s*)%ollama\s+(\S.*\?)\s*$")
-
-
-def keep_question_marks(lines: list[str]) -> list[str]:
-    r"""Input transformer: ``%ollama MODEL Why is the sky blue?`` is a question, not a help request.
-
-    IPython reads a line ending in ``?`` as "show help for the last name", so a one-line
-    prompt that ends with a question mark would never reach the magic. This turns such lines
-    into an explicit magic call first (``%ollama?`` itself, with nothing after it, still shows
-    the help).
-
-    >>> keep_question_marks(["%ollama llama3.2 Why is it blue?\n", "x = 1\n"])
-    ["get_ipython().run_line_magic('ollama', 'llama3.2 Why is it blue?')\n", 'x = 1\n']
-    """
-    result = []
-    for line in lines:
-        match = _ONE_LINER.match(line)
-        if match:
-            indent, rest = match.groups()
-            ending = "\n" if line.endswith("\n") else ""
-            line = f"{indent}get_ipython().run_line_magic('ollama', {rest!r}){ending}"
-        result.append(line)
-    return result
 
 
 @magics_class
