@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._version import __version__
 from .client import OllamaClient
 from .errors import OllamaMagicError
 from .result import OllamaResponse
 
-__version__ = "0.1.0"
 __all__ = ["OllamaClient", "OllamaMagicError", "OllamaResponse", "__version__"]
 
 

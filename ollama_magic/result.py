@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
 
 from .errors import AnswerNotJSONError, OllamaMagicError
@@ -16,9 +17,10 @@ class OllamaResponse(str):
     ``done_reason`` (``"stop"``, ``"length"``, ... or ``None`` when the stream did not finish),
     ``stats`` (:class:`~ollama_magic.events.Stats`), ``interrupted`` (the user stopped it),
     ``error`` (the :class:`~ollama_magic.errors.OllamaMagicError` that ended it, or ``None``),
-    ``request`` (the JSON body that was sent), ``host`` (the server's URL) and ``provenance``
+    ``request`` (the JSON body that was sent), ``host`` (the server's URL), ``provenance``
     (what produced the answer: model digest, options, seed, system prompt, host, timings,
-    ollama_magic's version; also saved in the notebook output's metadata).
+    ollama_magic's version; also saved in the notebook output's metadata) and ``trace`` (the
+    raw stream lines with their arrival times, with ``--trace``).
 
     >>> r = OllamaResponse("Hi", model="llama3.2")
     >>> r.upper(), r.model, r.complete
@@ -34,6 +36,7 @@ class OllamaResponse(str):
     request: dict[str, Any] | None
     host: str
     provenance: dict[str, Any]
+    trace: list[str]
 
     def __new__(
         cls,
@@ -59,6 +62,7 @@ class OllamaResponse(str):
         self.request = request
         self.host = host
         self.provenance = provenance if provenance is not None else {}
+        self.trace = []
         return self
 
     @property
@@ -117,3 +121,29 @@ def decode_draining(buffer: bytearray, step: int = 1 << 16) -> str:
         del buffer[cut:]
     pieces.reverse()
     return "".join(pieces)
+
+
+def provenance(result: OllamaResponse, digest: str | None = None) -> dict[str, Any]:
+    """What produced an answer, saved with it so a notebook says how to reproduce it."""
+    from ._version import __version__
+
+    request = result.request or {}
+    options = request.get("options") or {}
+    messages = request.get("messages") or []
+    system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
+    return {
+        "model": result.model,
+        "digest": digest,
+        "host": result.host,
+        "options": options,
+        "seed": options.get("seed"),
+        "system": system,
+        "format": request.get("format"),
+        "think": request.get("think"),
+        "done_reason": result.done_reason,
+        "interrupted": result.interrupted,
+        "error": result.error.message if result.error is not None else None,
+        "stats": result.stats.as_dict(),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "ollama_magic": __version__,
+    }

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from kernel_driver import KernelDriver, Received, start_magic_kernel
 
-from ollama_magic.errors import CompareError, Interrupted, OllamaUsageError
+from ollama_magic.errors import CompareError, Interrupted, ModelNotFoundError, OllamaUsageError
 from ollama_magic.result import OllamaResponse
 from ollama_magic.testing import FakeOllama, Gate, Reply
 
@@ -30,12 +30,22 @@ def test_compare_in_shell_maps_models_to_answers(shell, server, capsys):
 
 
 def test_one_failing_model_keeps_the_others(shell, server):
-    result = shell.run_cell("%%ollama llama3.2 nosuchmodel -o answers\nHi")
+    # Only qwen3:8b can think: llama3.2 fails with the server's 400, qwen3:8b answers.
+    result = shell.run_cell("%%ollama llama3.2 qwen3:8b --think -o answers\nHi")
     assert isinstance(result.error_in_exec, CompareError)
     assert "1 of 2 models failed" in str(result.error_in_exec)
     answers = shell.user_ns["answers"]
-    assert answers["llama3.2"] == "You said: Hi" and answers["llama3.2"].complete
-    assert answers["nosuchmodel"].error is not None
+    assert answers["qwen3:8b"] == "You said: Hi" and answers["qwen3:8b"].complete
+    assert answers["llama3.2"].error is not None
+
+
+def test_unknown_model_is_refused_before_anything_is_sent(shell, server):
+    server.reset()
+    result = shell.run_cell("%%ollama llama3.2 llama3.3 -o answers\nHi")
+    error = result.error_in_exec
+    assert isinstance(error, ModelNotFoundError)
+    assert "'llama3.3'" in error.message and "Did you mean llama3.2?" in error.message
+    assert not [r for r in server.requests if r.path == "/api/chat"]
 
 
 def test_compare_rejects_duplicates_and_conversations(shell, server):

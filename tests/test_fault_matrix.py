@@ -152,13 +152,13 @@ MATRIX = {
     "hangup-mid-stream": Case(
         lambda gate: [Reply.answer(["One", " two", " three"], hangup_after=2)],
         "TruncatedStreamError",
-        ("cut off", "re-run the cell", "kept in `ollama_response`"),
+        ("cut off", "re-run the cell", "kept in ollama_response"),
         partial="One two",
     ),
     "hangup-before-final-chunk": Case(
         lambda gate: [Reply.answer(["All", " of", " it"], hangup_after=3)],
         "TruncatedStreamError",
-        ("broke before the answer was complete", "kept in `ollama_response`"),
+        ("broke before the answer was complete", "kept in ollama_response"),
         partial="All of it",
     ),
     "reset-mid-stream": Case(
@@ -178,7 +178,7 @@ MATRIX = {
             )
         ],
         "StreamErrorLine",
-        ("model runner has unexpectedly stopped", "kept in `ollama_response`"),
+        ("model runner has unexpectedly stopped", "kept in ollama_response"),
         partial="Yes, I",
     ),
     "http-400-json": Case(
@@ -228,7 +228,7 @@ MATRIX = {
     "stall-between-tokens": Case(
         lambda gate: [Reply.answer(["early", " late"], gate=gate, gate_after=1)],
         "StreamTimeoutError",
-        ("sent nothing for 0.3 s", "kept in `ollama_response`"),
+        ("sent nothing for 0.3 s", "kept in ollama_response"),
         partial="early",
         line="llama3.2 --timeout 0.3",
     ),

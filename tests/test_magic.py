@@ -152,7 +152,7 @@ def test_error_line_mid_stream_keeps_partial_text(shell, server):
     answer = shell.user_ns["ollama_response"]
     assert answer == "Yes, I"
     assert answer.done_reason is None and not answer.complete
-    assert "kept in `ollama_response`" in str(result.error_in_exec)
+    assert "kept in ollama_response" in str(result.error_in_exec)
 
 
 def test_hangup_mid_stream_is_truncation(shell, server):

@@ -1,0 +1,175 @@
+"""The one loop that streams an answer from any backend into a sink and returns the result.
+
+Every mode is built from :func:`stream_answer`: a single answer streams into the live view, a
+comparison runs one per model into the columns of one view, ``--bg`` runs it on a worker thread
+and ``--map`` runs it once per item. So a capability added here (an accumulator field, a
+provenance entry, a way to stop) reaches every mode at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+from .errors import Interrupted, OllamaMagicError
+from .events import AnswerDelta, Done, ThinkingDelta
+from .result import OllamaResponse, decode_draining, provenance
+
+
+class Sink(Protocol):
+    """What receives an answer while it streams (a view, a column of one, or nothing)."""
+
+    def start(self) -> None: ...
+
+    def thinking(self, text: str) -> None: ...
+
+    def answer(self, text: str) -> None: ...
+
+    def trace(self, line: bytes, at: float) -> None: ...
+
+
+class NullSink:
+    """Receives nothing: ``--map`` items and quiet runs."""
+
+    def start(self) -> None:
+        pass
+
+    def thinking(self, text: str) -> None:
+        pass
+
+    def answer(self, text: str) -> None:
+        pass
+
+    def trace(self, line: bytes, at: float) -> None:
+        pass
+
+
+class CancelToken:
+    """Stops answers from another thread: ``.cancel()`` hangs up every stream it watches.
+
+    The stop button reaches the main thread as ``KeyboardInterrupt``; worker threads
+    (comparisons, ``--bg``, ``--map``) are stopped through this token instead.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._streams: set[Any] = set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        self._event.set()
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.abort()
+
+    def watch(self, stream: Any) -> None:
+        with self._lock:
+            self._streams.add(stream)
+        if self.cancelled:
+            stream.abort()
+
+    def forget(self, stream: Any) -> None:
+        with self._lock:
+            self._streams.discard(stream)
+
+
+def stream_answer(
+    backend: Any,
+    body: dict[str, Any],
+    sink: Sink,
+    *,
+    out_name: str,
+    cancel: CancelToken | None = None,
+    trace: bool = False,
+) -> OllamaResponse:
+    """Stream one answer into ``sink``; return it with its error, interrupt and provenance.
+
+    Failures do not raise: they end up on the result (``.error``, ``.interrupted``) with a
+    message that says where the partial answer is, so every caller keeps what arrived.
+    ``KeyboardInterrupt`` (the stop button on the main thread) and ``cancel`` both hang up.
+    """
+    # UTF-8 bytes, not a list of str: one small object per token would cost ~55 bytes each.
+    answer = bytearray()
+    thinking = bytearray()
+    done: Done | None = None
+    error: OllamaMagicError | None = None
+    interrupted = False
+    trace_lines: list[str] | None = None
+    stream = None
+    try:
+        if cancel is not None and cancel.cancelled:
+            raise KeyboardInterrupt
+        sink.start()
+        stream = backend.stream_chat(body, trace=sink.trace if trace else None)
+        if cancel is not None:
+            cancel.watch(stream)
+        with stream:
+            for event in stream:
+                kind = type(event)
+                if kind is AnswerDelta:
+                    answer += event.text.encode("utf-8", "surrogatepass")
+                    sink.answer(event.text)
+                elif kind is ThinkingDelta:
+                    thinking += event.text.encode("utf-8", "surrogatepass")
+                    sink.thinking(event.text)
+                else:
+                    done = event
+    except KeyboardInterrupt:
+        interrupted = True
+    except OllamaMagicError as exc:
+        error = exc
+        if cancel is not None and cancel.cancelled:
+            interrupted, error = True, None  # hung up on purpose
+    finally:
+        if cancel is not None and stream is not None:
+            cancel.forget(stream)
+    trace_lines = getattr(sink, "trace_lines", None)
+    # The buffer goes as soon as it is decoded: a long answer is held at most twice at a time.
+    text = decode_draining(answer)
+    del answer
+    model = str(body.get("model", ""))
+    result = OllamaResponse(
+        text,
+        model=(done.model if done and done.model else model),
+        thinking=thinking.decode("utf-8", "surrogatepass"),
+        done_reason=done.done_reason if done and error is None else None,
+        stats=done.stats if done else None,
+        interrupted=interrupted and done is None,
+        error=error,
+        request=body,
+        host=backend.base_url,
+    )
+    del text, thinking
+    if trace_lines is not None:
+        result.trace = list(trace_lines)
+    _explain_ending(result, out_name)
+    digest = None
+    if done is not None:
+        # The digest identifies the exact weights; it costs one cached model-list request.
+        entry = backend.installed_models(timeout=1.0).get(result.model) or {}
+        digest = entry.get("digest")
+    result.provenance = provenance(result, digest)
+    return result
+
+
+def _explain_ending(result: OllamaResponse, out_name: str) -> None:
+    """Say where the partial answer went, once, in the error that ended it."""
+    chars = len(result)
+    if result.interrupted:
+        if chars:
+            message = (
+                f"Stopped after {chars} characters of the answer; the partial answer is in "
+                f"{out_name} ({out_name}.interrupted is True)."
+            )
+        else:
+            message = f"Stopped before the answer began; {out_name}.interrupted is True."
+        result.error = Interrupted(message)
+    elif result.error is not None and (chars or result.thinking):
+        error = result.error
+        error.message += f" The {chars} characters received before that are kept in {out_name}."
+        error.args = (error.message,)
