@@ -75,6 +75,12 @@ class OllamaMagics(Magics):
         self._backends: dict[tuple[str, str, str, float], Any] = {}
         self.conversations = Conversations()
 
+    @property
+    def _ip(self) -> Any:
+        """The shell this magic runs in (always set once the extension is loaded)."""
+        assert self.shell is not None
+        return self.shell
+
     def _backend(self, model: str, base_url: str, api: str, timeout: float) -> Any:
         """One backend per kind and server, so keep-alive connections are reused."""
         from .backends import backend_kind
@@ -104,7 +110,7 @@ class OllamaMagics(Magics):
         )
 
     @no_var_expand
-    @magic_arguments()
+    @magic_arguments(name="%ollama")  # the usage line then reads %%ollama
     @argument(
         "models",
         nargs="*",
@@ -345,7 +351,7 @@ class OllamaMagics(Magics):
         cell_id = metadata.get("cellId") or metadata.get("cell_id")
         if cell_id:
             return f"cell:{cell_id}"
-        return f"In[{self.shell.execution_count}]"
+        return f"In[{self._ip.execution_count}]"
 
     def _defaults(self) -> Defaults:
         return Defaults(
@@ -360,7 +366,7 @@ class OllamaMagics(Magics):
 
     def _ask(self, args: Any, cell: str) -> None:
         """Build the request once, check it, then run its mode (in the background with --bg)."""
-        namespace = self.shell.user_ns
+        namespace = self._ip.user_ns
         out = check_out_name(args.out or self.out)
         try:
             request = build_request(
@@ -415,7 +421,7 @@ class OllamaMagics(Magics):
 
     def _mode(self, request: ChatRequest) -> Callable[[CancelToken | None], Any]:
         """The work for the request's mode, as one call that a worker thread can run."""
-        shell, namespace = self.shell, self.shell.user_ns
+        shell, namespace = self._ip, self._ip.user_ns
         if request.compare:
             backends = [self._backend_for(request, model) for model in request.models]
             models = list(request.models)

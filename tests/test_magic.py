@@ -274,3 +274,8 @@ def test_connection_reused_between_cells(shell, server):
 def test_help_has_examples(shell):
     doc = shell.find_cell_magic("ollama").__doc__
     assert "Examples" in doc and "--system" in doc and "--out" in doc
+
+
+def test_help_usage_names_the_cell_magic(shell):
+    usage = shell.magics_manager.magics["cell"]["ollama"].__doc__.split("\n\n")[1]
+    assert usage.strip().startswith("%%ollama [-o NAME]")
