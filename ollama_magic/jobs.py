@@ -10,15 +10,27 @@ Nothing here imports IPython: views, the namespace and the conversation store ar
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextvars
+import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from .conversation import Conversations, Exchange
-from .errors import CompareError, Interrupted, OllamaMagicError
+from .errors import (
+    CompareError,
+    Interrupted,
+    ModelNotFoundError,
+    OllamaConnectionError,
+    OllamaMagicError,
+    OllamaResponseError,
+    OllamaStreamError,
+    StreamErrorLine,
+)
 from .request import ChatRequest
 from .result import OllamaResponse
 from .stream import CancelToken, NullSink, stream_answer
@@ -176,57 +188,160 @@ def run_compare(
     return answers
 
 
+#: Longest a failing server rests before it is given another item (seconds).
+MAX_COOLDOWN = 30.0
+
+
+def _server_failed(error: OllamaMagicError | None) -> bool:
+    """Failures that say nothing about the item: another server may well answer it."""
+    if isinstance(error, (OllamaConnectionError, OllamaStreamError)):
+        return not isinstance(error, StreamErrorLine)
+    return isinstance(error, OllamaResponseError) and error.status_code >= 500
+
+
+class _Pool:
+    """The shared queue of ``--map`` items and the health of each server.
+
+    Each server's workers take the next item when they are free, so a fast server does more.
+    A server that fails at the connection level rests (1 s, doubling up to
+    :data:`MAX_COOLDOWN`) and its item goes back to the queue; one without the model leaves
+    the map.
+    """
+
+    def __init__(self, items: int, servers: int, cancel: CancelToken) -> None:
+        self.changed = threading.Condition()
+        self.queue: collections.deque[int] = collections.deque(range(items))
+        self.open_items = items
+        self.tries = [0] * items
+        self.max_tries = 2 * servers
+        self.active = set(range(servers))
+        self.rest_until = [0.0] * servers
+        self.rest = [0.0] * servers
+        self.cancel = cancel
+        self.finished: queue.SimpleQueue[tuple[int, OllamaResponse]] = queue.SimpleQueue()
+
+    def take(self, server: int) -> int | None:
+        """The next item for ``server``, once it has rested; None when there is no more work."""
+        with self.changed:
+            while True:
+                if self.cancel.cancelled or not self.open_items or server not in self.active:
+                    return None
+                wait = self.rest_until[server] - time.monotonic()
+                if wait <= 0 and self.queue:
+                    index = self.queue.popleft()
+                    self.tries[index] += 1
+                    return index
+                self.changed.wait(timeout=wait if wait > 0 else None)
+
+    def done(self, index: int, result: OllamaResponse) -> None:
+        with self.changed:
+            self.open_items -= 1
+            self.finished.put((index, result))
+            self.changed.notify_all()
+
+    def answered(self, server: int) -> None:
+        self.rest[server] = 0.0
+
+    def failed(self, server: int, index: int, result: OllamaResponse) -> None:
+        """A server-level failure: the server rests, the item is tried elsewhere (bounded)."""
+        with self.changed:
+            self.rest[server] = min(max(self.rest[server] * 2, 1.0), MAX_COOLDOWN)
+            self.rest_until[server] = time.monotonic() + self.rest[server]
+            others = len(self.active) > 1
+            if others and self.tries[index] < self.max_tries and not self.cancel.cancelled:
+                self.queue.appendleft(index)
+                self.changed.notify_all()
+                return
+        self.done(index, result)
+
+    def leave(self, server: int, index: int, result: OllamaResponse) -> None:
+        """The server lacks the model: it leaves this map; its item goes to the others."""
+        with self.changed:
+            self.active.discard(server)
+            if self.active:
+                self.queue.appendleft(index)
+                self.changed.notify_all()
+                return
+            stranded = [index, *self.queue]
+            self.queue.clear()
+        for item in stranded:
+            self.done(item, result)
+
+
 def run_map(
-    backend: Any,
+    backends: list[Any],
     request: ChatRequest,
     view: Any,
     namespace: MutableMapping[str, Any],
     cancel: CancelToken | None = None,
 ) -> MappedAnswers:
-    """Ask once per item through a pool of ``request.concurrency`` workers.
+    """Ask once per item, spread over every server, ``request.concurrency`` at a time on each.
 
-    ``request.out`` gets a list aligned with the items; a failed item never loses the others,
-    and the stop button keeps every answer so far (items not reached are marked interrupted).
+    ``request.out`` gets a list aligned with the items. A failed item never loses the others; an
+    answer cut off by a failing server is asked again from the start on another one (a partial
+    answer is never stored as complete); the stop button keeps every answer so far.
     """
     cancel = cancel or CancelToken()
     prompts = request.map_prompts
     results: list[OllamaResponse | None] = [None] * len(prompts)
+    pool = _Pool(len(prompts), len(backends), cancel)
     sink = NullSink()
 
-    def ask(index: int) -> OllamaResponse:
-        return stream_answer(
-            backend,
-            request.body(prompt=prompts[index]),
-            sink,
-            out_name=f"{request.out}[{index}]",
-            cancel=cancel,
-        )
+    def work(server: int) -> None:
+        backend = backends[server]
+        while (index := pool.take(server)) is not None:
+            result = stream_answer(
+                backend,
+                request.body(prompt=prompts[index]),
+                sink,
+                out_name=f"{request.out}[{index}]",
+                cancel=cancel,
+            )
+            if isinstance(result.error, ModelNotFoundError) and len(backends) > 1:
+                print(
+                    f"{backend.base_url} does not have {request.model}; it is left out of "
+                    "this --map.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                pool.leave(server, index, result)
+                return
+            if _server_failed(result.error) and not cancel.cancelled:
+                pool.failed(server, index, result)
+            else:
+                pool.answered(server)
+                pool.done(index, result)
 
+    workers = [
+        threading.Thread(target=contextvars.copy_context().run, args=(work, server), daemon=True)
+        for server in range(len(backends))
+        for _ in range(request.concurrency)
+    ]
     interrupted = False
     view.start()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=request.concurrency) as pool:
-        futures = {pool.submit(ask, i): i for i in range(len(prompts))}
-        pending = set(futures)
-        try:
-            while pending:
-                finished, pending = concurrent.futures.wait(
-                    pending, timeout=_POLL, return_when=concurrent.futures.FIRST_COMPLETED
-                )
-                for future in finished:
-                    index = futures[future]
-                    results[index] = future.result()
-                    view.progress(index, results[index])
-                if cancel.cancelled:
-                    raise KeyboardInterrupt
-        except KeyboardInterrupt:
+    for worker in workers:
+        worker.start()
+    try:
+        while any(worker.is_alive() for worker in workers) or not pool.finished.empty():
+            try:
+                index, result = pool.finished.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            results[index] = result
+            view.progress(index, result)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if interrupted or cancel.cancelled:
             interrupted = True
             cancel.cancel()
-            for future in pending:
-                future.cancel()
-            concurrent.futures.wait(pending)
-            for future in pending:
-                if not future.cancelled():
-                    results[futures[future]] = future.result()
+            with pool.changed:
+                pool.changed.notify_all()
+            for worker in workers:
+                worker.join()
+            while not pool.finished.empty():
+                index, result = pool.finished.get()
+                results[index] = result
     mapped = MappedAnswers(
         result if result is not None else OllamaResponse(model=request.model, interrupted=True)
         for result in results

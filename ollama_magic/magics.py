@@ -11,11 +11,12 @@ import difflib
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Dict, Enum, Float, Unicode
+from traitlets import Dict, Enum, Float, List, Unicode
 
 from .backends import DEFAULT_TIMEOUT, make_backend
 from .cmdline import split_arguments, split_line_prompt
@@ -40,7 +41,7 @@ from .stream import CancelToken
 from .view import choose_compare_view, choose_map_view, choose_view
 
 #: The settings ``%ollama config`` reports, in this order.
-SETTINGS = ("model", "host", "api", "out", "timeout", "options", "chat")
+SETTINGS = ("model", "host", "hosts", "api", "out", "timeout", "options", "chat")
 
 
 @magics_class
@@ -59,6 +60,11 @@ class OllamaMagics(Magics):
     ).tag(config=True)
     options = Dict(
         help="Ollama options sent with every request, under per-cell ones (e.g. num_ctx)."
+    ).tag(config=True)
+    hosts = List(
+        Unicode(),
+        help="A pool of servers: --map spreads its items over all of them; one prompt goes to "
+        "the first that answers. Empty means `host`.",
     ).tag(config=True)
     chat = Unicode(
         "", help="Conversation every cell joins unless it says --chat NAME or --no-chat."
@@ -118,7 +124,13 @@ class OllamaMagics(Magics):
         help="Model to ask, e.g. llama3.2; name several to compare their answers side by side.",
     )
     @argument("-o", "--out", metavar="NAME", help=f"Variable for the answer ({DEFAULT_OUT}).")
-    @argument("--host", help="Ollama URL or host[:port] (default: OLLAMA_HOST or local).")
+    @argument(
+        "--host",
+        action="append",
+        metavar="URL",
+        help="Ollama URL or host[:port] (default: OLLAMA_HOST or local); several, comma-separated "
+        "or repeated, make a pool that --map spreads items over.",
+    )
     @argument("-s", "--system", help="System prompt, e.g. --system 'You are terse.'")
     @argument("-t", "--temperature", type=float, help="Sampling temperature, e.g. 0.2.")
     @argument("--seed", type=int, help="Random seed, for repeatable answers.")
@@ -362,6 +374,7 @@ class OllamaMagics(Magics):
             options=dict(self.options),
             chat=self.chat,
             api=self.api,
+            hosts=tuple(self.hosts),
         )
 
     def _ask(self, args: Any, cell: str) -> None:
@@ -381,7 +394,7 @@ class OllamaMagics(Magics):
             if request.dry_run:
                 self._show_dry_run(request)
                 return
-            self._check_models(request)
+            request = self._check_servers(request)
         except OllamaMagicError as exc:
             namespace[out] = OllamaResponse(error=exc)  # never leave a previous answer there
             raise
@@ -396,28 +409,57 @@ class OllamaMagics(Magics):
     def _backend_for(self, request: ChatRequest, model: str) -> Any:
         return self._backend(model, request.base_url, request.api, request.timeout)
 
-    def _check_models(self, request: ChatRequest) -> None:
-        """Pull missing models (``--pull``), or refuse unknown names before anything is sent."""
-        for model in request.models:
-            backend = self._backend_for(request, model)
-            if backend.kind != "ollama":
+    def _check_servers(self, request: ChatRequest) -> ChatRequest:
+        """Keep the servers that can answer; refuse unknown model names before anything is sent.
+
+        With ``--pull`` a missing model is downloaded first. With several hosts, one prompt goes
+        to the first server that has the model; ``--map`` keeps every server that has it and
+        says in one line which ones it leaves out.
+        """
+        if request.compare or len(request.base_urls) == 1:
+            for model in request.models:
+                self._check_model(request, request.base_url, model)
+            return request
+        usable, missing = [], None
+        for url in request.base_urls:
+            try:
+                self._check_model(request, url, request.model)
+            except ModelNotFoundError as exc:
+                missing = missing or exc
+                print(f"{url} does not have {request.model}; it is left out.", file=sys.stderr)
                 continue
-            if request.pull:
-                ensure_model(self._context(request.base_url), model)
-                continue
-            installed = backend.model_names(timeout=2.0)
-            if not installed or model in installed:
-                continue  # an empty list means the server could not say: let it answer
-            close = difflib.get_close_matches(model, sorted(installed), n=1, cutoff=0.5)
-            guess = f" Did you mean {close[0]}?" if close else ""
-            raise ModelNotFoundError(
-                f"The model {model!r} is not installed on {request.base_url}.{guess} Download "
-                f"it with %ollama pull {model} (or add --pull to the magic line); %ollama list "
-                "shows the installed models.",
-                404,
-                "model not found",
-                model,
-            )
+            if request.map_name is None and self._answers(request, url):
+                return replace(request, base_url=url, base_urls=(url,))
+            usable.append(url)
+        if not usable:
+            assert missing is not None
+            raise missing
+        return replace(request, base_url=usable[0], base_urls=tuple(usable))
+
+    def _answers(self, request: ChatRequest, url: str) -> bool:
+        backend = self._backend(request.model, url, request.api, request.timeout)
+        return bool(backend.model_names(timeout=2.0))
+
+    def _check_model(self, request: ChatRequest, url: str, model: str) -> None:
+        backend = self._backend(model, url, request.api, request.timeout)
+        if backend.kind != "ollama":
+            return
+        if request.pull:
+            ensure_model(self._context(url), model)
+            return
+        installed = backend.model_names(timeout=2.0)
+        if not installed or model in installed:
+            return  # an empty list means the server could not say: let it answer
+        close = difflib.get_close_matches(model, sorted(installed), n=1, cutoff=0.5)
+        guess = f" Did you mean {close[0]}?" if close else ""
+        raise ModelNotFoundError(
+            f"The model {model!r} is not installed on {url}.{guess} Download it with "
+            f"%ollama pull {model} (or add --pull to the magic line); %ollama list shows the "
+            "installed models.",
+            404,
+            "model not found",
+            model,
+        )
 
     def _mode(self, request: ChatRequest) -> Callable[[CancelToken | None], Any]:
         """The work for the request's mode, as one call that a worker thread can run."""
@@ -432,12 +474,16 @@ class OllamaMagics(Magics):
                 namespace,
                 cancel,
             )
-        backend = self._backend_for(request, request.model)
         if request.map_name is not None:
             total = len(request.map_prompts)
+            pool = [
+                self._backend(request.model, url, request.api, request.timeout)
+                for url in request.base_urls
+            ]
             return lambda cancel: run_map(
-                backend, request, choose_map_view(shell, total, request.quiet), namespace, cancel
+                pool, request, choose_map_view(shell, total, request.quiet), namespace, cancel
             )
+        backend = self._backend_for(request, request.model)
         return lambda cancel: run_single(
             backend,
             request,

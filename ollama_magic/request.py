@@ -35,6 +35,8 @@ class Defaults:
     options: Mapping[str, Any] = field(default_factory=dict)
     chat: str = ""
     api: str = "auto"
+    #: A pool of servers (``%config OllamaMagics.hosts``): ``--map`` spreads items over them.
+    hosts: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class ChatRequest:
     map_name: str | None = None
     map_prompts: tuple[str, ...] = ()
     concurrency: int = 1
+    #: Every server of the pool, ``base_url`` first (one unless several hosts were given).
+    base_urls: tuple[str, ...] = ()
 
     @property
     def model(self) -> str:
@@ -103,6 +107,22 @@ def resolve_base_url(host: str | None) -> str:
         return resolve_host(host or None)
     except ValueError as exc:
         raise OllamaUsageError(f"{exc} Use a URL like http://127.0.0.1:11434.") from None
+
+
+def resolve_hosts(given: Sequence[str] | None, defaults: Defaults) -> tuple[str, ...]:
+    """``--host a,b`` / repeated ``--host`` / ``%config hosts`` / ``host`` / OLLAMA_HOST.
+
+    >>> resolve_hosts(["127.0.0.1:1,127.0.0.1:2", "127.0.0.1:2"], Defaults())
+    ('http://127.0.0.1:1', 'http://127.0.0.1:2')
+    """
+    if given:
+        words = [word for value in given for word in value.split(",")]
+    elif defaults.hosts:
+        words = list(defaults.hosts)
+    else:
+        words = [defaults.host]
+    urls = [resolve_base_url(word.strip()) for word in words if word.strip() or len(words) == 1]
+    return tuple(dict.fromkeys(urls))  # in order, each once
 
 
 def check_modes(args: Any, models: Sequence[str], chat_name: str | None) -> None:
@@ -183,7 +203,8 @@ def build_request(
     models = [m.strip() for m in args.models if m.strip()] or [defaults.model.strip()]
     chat_name = None if args.no_chat else (args.chat or defaults.chat or None)
     check_modes(args, models, chat_name)
-    base_url = resolve_base_url(args.host or defaults.host)
+    base_urls = resolve_hosts(args.host, defaults)
+    base_url = base_urls[0]
     api = args.api or defaults.api
     if not models[0]:
         models = [fallback_model(base_url, api)]
@@ -231,6 +252,7 @@ def build_request(
         models=tuple(models),
         messages=tuple(messages),
         base_url=base_url,
+        base_urls=base_urls,
         api=api,
         timeout=timeout,
         out=out,
