@@ -1,9 +1,13 @@
-"""The code base stays ruff-clean and ruff-formatted (the configuration is in pyproject.toml)."""
+"""The code base stays ruff-clean, ruff-formatted, type-checked and layered one way.
+
+The configuration of all four is in pyproject.toml.
+"""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +25,24 @@ def test_ruff_check_is_clean():
 def test_ruff_format_is_clean():
     proc = subprocess.run(
         ["ruff", "format", "--check", "ollama_magic", "tests", "benchmarks"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy_is_clean():
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_imports_point_one_way():
+    """magic → modes → the loop → views → prompt building → backends → core types."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()"],
         cwd=REPO,
         capture_output=True,
         text=True,
