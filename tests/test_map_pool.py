@@ -90,3 +90,16 @@ def test_one_prompt_goes_to_the_first_server_that_answers(kernel, closed_port):
             "You said: Hi",
             a.url,
         )
+
+
+def test_map_over_several_openai_compatible_servers(kernel):
+    from ollama_magic.testing_openai import FakeOpenAI
+
+    with FakeOpenAI(models=("llama3.2",)) as a, FakeOpenAI(models=("llama3.2",)) as b:
+        kernel.execute("rows = list(range(10))")
+        hosts = f"{a.url_v1},{b.url_v1}"
+        run = kernel.execute(f"%%ollama llama3.2 --map rows --host {hosts} -q -o out\n{{item}}")
+        assert run.status == "ok", run.reply
+        got = answers(kernel, "out")
+        assert all(complete for _, complete, _ in got) and len(got) == 10
+        assert {host for _, _, host in got} == {a.url_v1, b.url_v1}
