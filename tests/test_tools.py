@@ -1,0 +1,116 @@
+"""Notebook functions as tools: the schema a model sees, and calls checked before they run."""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal, Optional
+
+import pytest
+
+from ollama_magic.errors import OllamaUsageError
+from ollama_magic.tools import Tool, resolve_tools, run_call
+
+
+class Unit(enum.Enum):
+    C = "C"
+    F = "F"
+
+
+def get_weather(city: str, unit: Literal["C", "F"] = "C", days: Optional[int] = None) -> dict:
+    """Current weather for a city.
+
+    Args:
+        city: the city name, e.g. "Paris"
+        unit: C or F
+        days: how many days ahead
+    """
+    if city == "Atlantis":
+        raise ValueError("no such city")
+    return {"city": city, "unit": unit, "days": days, "temperature": 21}
+
+
+def forecast(cities: list[str], unit: Unit, hourly: bool = False, scale: float = 1.0) -> str:
+    """Forecast for several cities."""
+    return f"{len(cities)} cities in {unit} (hourly={hourly}, scale={scale})"
+
+
+def test_schema_from_signature_hints_and_docstring():
+    schema = Tool.from_function(get_weather).schema
+    assert schema == {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Current weather for a city.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string", "description": 'the city name, e.g. "Paris"'},
+                    "unit": {
+                        "type": "string",
+                        "enum": ["C", "F"],
+                        "description": "C or F",
+                        "default": "C",
+                    },
+                    "days": {
+                        "type": "integer",
+                        "description": "how many days ahead",
+                        "default": None,
+                    },
+                },
+                "required": ["city"],
+            },
+        },
+    }
+    parameters = Tool.from_function(forecast).schema["function"]["parameters"]
+    assert parameters["properties"]["cities"] == {"type": "array", "items": {"type": "string"}}
+    assert parameters["properties"]["unit"] == {"type": "string", "enum": ["C", "F"]}
+    assert parameters["properties"]["hourly"] == {"type": "boolean", "default": False}
+    assert parameters["required"] == ["cities", "unit"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        ({}, "missing a required argument: 'city'"),
+        ({"city": "Paris", "colour": "red"}, "unexpected keyword argument 'colour'"),
+        ({"city": 42}, "city=42 is not a valid string"),
+        ({"city": "Paris", "unit": "K"}, "unit='K' is not a valid one of 'C', 'F'"),
+        ('{"city": ', "arguments are not JSON"),
+        ("[1, 2]", "arguments must be a JSON object"),
+    ],
+)
+def test_bad_arguments_are_sent_back_not_run(arguments, problem):
+    tools = {"get_weather": Tool.from_function(get_weather)}
+    record = run_call(tools, "get_weather", arguments)
+    assert not record.ran
+    assert record.error.startswith("Error: invalid arguments for get_weather:")
+    assert problem in record.error
+
+
+def test_a_call_runs_with_checked_json_arguments():
+    tools = {"forecast": Tool.from_function(forecast)}
+    record = run_call(tools, "forecast", '{"cities": ["Paris", "Oslo"], "unit": "F", "scale": 2}')
+    assert record.ran and record.error is None
+    assert record.result == "2 cities in F (hourly=False, scale=2)"
+    assert record.message() == {"role": "tool", "content": record.result, "tool_name": "forecast"}
+
+
+def test_unknown_names_never_run_and_exceptions_go_back_as_results():
+    tools = {"get_weather": Tool.from_function(get_weather)}
+    unknown = run_call(tools, "os_system", {"command": "rm -rf /"}, call_id="c1")
+    assert not unknown.ran
+    assert unknown.error == "Error: there is no tool named 'os_system'. The tools are: get_weather."
+    assert unknown.message()["tool_call_id"] == "c1"
+    failed = run_call(tools, "get_weather", {"city": "Atlantis"})
+    assert failed.ran and failed.error == "Error: ValueError: no such city"
+    data = run_call(tools, "get_weather", {"city": "Paris", "days": 2})
+    assert data.result == '{"city": "Paris", "unit": "C", "days": 2, "temperature": 21}'
+
+
+def test_tools_are_named_notebook_callables():
+    namespace = {"get_weather": get_weather, "both": [get_weather, forecast], "x": 3}
+    assert [t.name for t in resolve_tools("get_weather", namespace)] == ["get_weather"]
+    assert [t.name for t in resolve_tools("both", namespace)] == ["get_weather", "forecast"]
+    for spec in ("nope", "x", "get_weather,both"):
+        with pytest.raises(OllamaUsageError):
+            resolve_tools(spec, namespace)
