@@ -16,7 +16,7 @@ class Unit(enum.Enum):
     F = "F"
 
 
-def get_weather(city: str, unit: Literal["C", "F"] = "C", days: Optional[int] = None) -> dict:
+def get_weather(city: str, unit: Literal["C", "F"] = "C", days: Optional[int] = None) -> dict:  # noqa: UP045
     """Current weather for a city.
 
     Args:
