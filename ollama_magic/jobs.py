@@ -33,7 +33,7 @@ from .errors import (
 )
 from .request import ChatRequest
 from .result import OllamaResponse
-from .stream import CancelToken, NullSink, stream_answer
+from .stream import CancelToken, Journal, NullSink, stream_answer
 
 #: How often a waiting main thread wakes so that the stop button gets through.
 _POLL = 0.1
@@ -89,8 +89,10 @@ def run_single(
     namespace: MutableMapping[str, Any],
     conversations: Conversations,
     cancel: CancelToken | None = None,
+    journal: Journal | None = None,
 ) -> OllamaResponse:
     """Stream one answer, store it, record the turn, show the final output; raise its error."""
+    view.start()
     result = stream_answer(
         backend,
         request.body(),
@@ -98,6 +100,7 @@ def run_single(
         out_name=request.out,
         cancel=cancel,
         trace=request.trace,
+        journal=journal,
     )
     namespace[request.out] = result
     record_turn(conversations, request, result)
@@ -139,6 +142,7 @@ def run_compare(
     view: Any,
     namespace: MutableMapping[str, Any],
     cancel: CancelToken | None = None,
+    journal: Journal | None = None,
 ) -> Answers:
     """Ask every model at once; ``request.out`` maps model → answer; failures keep the rest."""
     cancel = cancel or CancelToken()
@@ -154,6 +158,7 @@ def run_compare(
                 column,
                 out_name=f"{request.out}[{models[index]!r}]",
                 cancel=cancel,
+                journal=journal,
             )
         finally:
             view.ended(index)
@@ -274,6 +279,7 @@ def run_map(
     view: Any,
     namespace: MutableMapping[str, Any],
     cancel: CancelToken | None = None,
+    journal: Journal | None = None,
 ) -> MappedAnswers:
     """Ask once per item, spread over every server, ``request.concurrency`` at a time on each.
 
@@ -296,6 +302,7 @@ def run_map(
                 sink,
                 out_name=f"{request.out}[{index}]",
                 cancel=cancel,
+                journal=journal,
             )
             if isinstance(result.error, ModelNotFoundError) and len(backends) > 1:
                 print(

@@ -8,7 +8,10 @@ provenance entry, a way to stop) reaches every mode at once.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import Interrupted, OllamaMagicError
@@ -78,6 +81,24 @@ class CancelToken:
             self._streams.discard(stream)
 
 
+@dataclass(frozen=True)
+class Journal:
+    """Where answers are written while they stream, and whether earlier ones may be replayed.
+
+    ``log`` is an :class:`ollama_magic.log.AnswerLog` (or None: nothing is written). With
+    ``replay``, an identical earlier complete request is streamed from the log, not sent.
+    """
+
+    log: Any = None
+    replay: bool = False
+    kernel: str = ""
+    cell: str = ""
+
+
+#: Seconds between two writes of a streaming answer to the log (a kill loses at most this).
+FLUSH_INTERVAL = 1.0
+
+
 def stream_answer(
     backend: Any,
     body: dict[str, Any],
@@ -86,12 +107,14 @@ def stream_answer(
     out_name: str,
     cancel: CancelToken | None = None,
     trace: bool = False,
+    journal: Journal | None = None,
 ) -> OllamaResponse:
     """Stream one answer into ``sink``; return it with its error, interrupt and provenance.
 
     Failures do not raise: they end up on the result (``.error``, ``.interrupted``) with a
     message that says where the partial answer is, so every caller keeps what arrived.
     ``KeyboardInterrupt`` (the stop button on the main thread) and ``cancel`` both hang up.
+    The caller starts and finishes the sink, so several rounds (tool calls) can share one.
     """
     # UTF-8 bytes, not a list of str: one small object per token would cost ~55 bytes each.
     answer = bytearray()
@@ -99,15 +122,33 @@ def stream_answer(
     done: Done | None = None
     error: OllamaMagicError | None = None
     interrupted = False
-    trace_lines: list[str] | None = None
     stream = None
+    model = str(body.get("model", ""))
+    source, replayed, entry = backend, None, None
+    if journal is not None and journal.log is not None:
+        digest = _digest(backend, model)
+        if journal.replay:
+            replayed = journal.log.lookup(
+                body, backend=backend.kind, host=backend.base_url, digest=digest
+            )
+            if replayed is not None:
+                source = _Replay(backend, replayed)
+        if replayed is None:
+            entry = journal.log.begin(
+                body,
+                backend=backend.kind,
+                host=backend.base_url,
+                digest=digest,
+                kernel=journal.kernel,
+                cell=journal.cell,
+            )
     try:
         if cancel is not None and cancel.cancelled:
             raise KeyboardInterrupt
-        sink.start()
-        stream = backend.stream_chat(body, trace=sink.trace if trace else None)
+        stream = source.stream_chat(body, trace=sink.trace if trace else None)
         if cancel is not None:
             cancel.watch(stream)
+        flush_at = time.monotonic() + FLUSH_INTERVAL if entry is not None else math.inf
         with stream:
             for event in stream:
                 kind = type(event)
@@ -119,6 +160,9 @@ def stream_answer(
                     sink.thinking(event.text)
                 else:
                     done = event
+                if flush_at != math.inf and time.monotonic() >= flush_at:
+                    entry.flush(answer, thinking)
+                    flush_at = time.monotonic() + FLUSH_INTERVAL
     except KeyboardInterrupt:
         interrupted = True
     except OllamaMagicError as exc:
@@ -132,7 +176,6 @@ def stream_answer(
     # The buffer goes as soon as it is decoded: a long answer is held at most twice at a time.
     text = decode_draining(answer)
     del answer
-    model = str(body.get("model", ""))
     result = OllamaResponse(
         text,
         model=(done.model if done and done.model else model),
@@ -148,13 +191,34 @@ def stream_answer(
     if trace_lines is not None:
         result.trace = list(trace_lines)
     _explain_ending(result, out_name)
-    digest = None
-    if done is not None:
-        # The digest identifies the exact weights; it costs one cached model-list request.
-        entry = backend.installed_models(timeout=1.0).get(result.model) or {}
-        digest = entry.get("digest")
-    result.provenance = provenance(result, digest)
+    # The digest identifies the exact weights; it costs one cached model-list request.
+    result.provenance = provenance(result, _digest(backend, result.model) if done else None)
+    if replayed is not None:
+        result.provenance["replayed_from"] = {
+            "id": replayed.id,
+            "started": replayed.started.isoformat(timespec="seconds"),
+        }
+    if entry is not None:
+        entry.end(result)
     return result
+
+
+def _digest(backend: Any, model: str) -> str | None:
+    entry = backend.installed_models(timeout=1.0).get(model) or {}
+    digest = entry.get("digest")
+    return digest if isinstance(digest, str) else None
+
+
+class _Replay:
+    """A backend that streams an answer from the log instead of asking the server."""
+
+    def __init__(self, backend: Any, record: Any) -> None:
+        self.kind, self.base_url, self.record = backend.kind, backend.base_url, record
+
+    def stream_chat(self, body: dict[str, Any], *, trace: Any = None) -> Any:
+        from .log import replay_stream
+
+        return replay_stream(self.record)
 
 
 def _explain_ending(result: OllamaResponse, out_name: str) -> None:
