@@ -34,6 +34,31 @@ class AnswerDelta:
         return f"AnswerDelta({self.text!r})"
 
 
+class ToolCall:
+    """The model asks to call one of the tools it was given (one turn may ask several).
+
+    ``arguments`` is what the server sent: a dict (Ollama) or a JSON string (OpenAI-compatible
+    servers, whose argument fragments the backend joins). ``call_id`` is the server's id, if any.
+    """
+
+    __slots__ = ("arguments", "call_id", "name")
+
+    def __init__(self, name: str, arguments: Any, call_id: str | None = None) -> None:
+        self.name = name
+        self.arguments = arguments
+        self.call_id = call_id
+
+    def __repr__(self) -> str:
+        return f"ToolCall({self.name!r}, {self.arguments!r}, {self.call_id!r})"
+
+    def wire(self) -> dict[str, Any]:
+        """The call as it goes back in the assistant message of the next request."""
+        call: dict[str, Any] = {"function": {"name": self.name, "arguments": self.arguments}}
+        if self.call_id:
+            call["id"] = self.call_id
+        return call
+
+
 _NS = 1e-9
 
 
@@ -102,4 +127,4 @@ class Done:
     stats: Stats = field(default_factory=Stats)
 
 
-Event = ThinkingDelta | AnswerDelta | Done
+Event = ThinkingDelta | AnswerDelta | ToolCall | Done
