@@ -39,10 +39,18 @@ class _Words:
 
 
 def split_arguments(line: str) -> list[str]:
-    """Split a magic line like a shell would (IPython's own parser keeps the quotes)."""
+    """Split a magic line like a shell would (IPython's own parser keeps the quotes).
+
+    As in Python and the shell, an unquoted ``#`` that starts a word begins a comment that
+    runs to the end of the line: ``%%ollama mistral  # quick question``. A ``#`` inside a word
+    (``http://h/#x``), in quotes or escaped (``\\#``) is text.
+
+    >>> split_arguments("mistral --system 'Be brief.'  # terse answers")
+    ['mistral', '--system', 'Be brief.']
+    """
     words = _Words(line)
     argv: list[str] = []
-    while words.rest():
+    while words.rest() and not words.rest().startswith("#"):
         word = words.next()
         if word is None:
             break
@@ -85,7 +93,8 @@ def split_line_prompt(line: str, parser: Any, with_model: bool = True) -> tuple[
     an option's value nor the model starts the prompt, which is taken verbatim to the end of
     the line (apostrophes, quotes and braces as typed). Options and the model are read as
     shell words. A prompt that itself begins with ``-`` goes after ``--``:
-    ``%ollama mistral -- -5 is negative?``.
+    ``%ollama mistral -- -5 is negative?``. A ``#`` word before the prompt starts a comment
+    (``%ollama mistral --pull  # load it``: no prompt); inside the prompt ``#`` is text.
 
     Options with an optional value never swallow the model or the prompt: ``--think`` takes
     the next word only if it is ``low``, ``medium`` or ``high``, and ``--chat`` / ``-c`` take
@@ -112,8 +121,8 @@ def split_line_prompt(line: str, parser: Any, with_model: bool = True) -> tuple[
     prompt = ""
     while True:
         rest = words.rest()
-        if not rest:
-            break
+        if not rest or rest.startswith("#"):
+            break  # a comment before the prompt: the line has no prompt
         first = rest.split(None, 1)[0]
         if first == "--":
             prompt = rest[2:].strip()

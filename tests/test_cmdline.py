@@ -117,3 +117,26 @@ def test_cell_magic_line_is_split_like_a_shell():
         "-t",
         "0.2",
     ]
+
+
+@pytest.mark.parametrize(
+    ("line", "argv"),
+    [
+        ("mistral  # quick question", ["mistral"]),
+        ("mistral -t 0.2 #quick", ["mistral", "-t", "0.2"]),
+        ("# only a comment", []),
+        ("mistral --system 'Use # freely' -O 'stop=[\"#\"]'", None),
+        ("mistral --host http://h:1/#frag", ["mistral", "--host", "http://h:1/#frag"]),
+        ("mistral --system \\#hash", ["mistral", "--system", "#hash"]),
+    ],
+)
+def test_a_hash_that_starts_a_word_starts_a_comment(line, argv):
+    if argv is None:
+        argv = ["mistral", "--system", "Use # freely", "-O", 'stop=["#"]']
+    assert split_arguments(line) == argv
+
+
+def test_one_liner_comment_before_the_prompt_ends_the_line_inside_it_is_text():
+    assert one_liner("mistral -q # just loading it") == (["-q", "mistral"], "")
+    assert one_liner("# nothing") == ([], "")
+    assert one_liner("mistral Is #1 the best? # ask") == (["mistral"], "Is #1 the best? # ask")

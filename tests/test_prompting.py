@@ -259,3 +259,18 @@ def test_unknown_subcommand_lists_the_valid_ones(shell, server):
         shell.run_line_magic("ollama", "lst")
     message = str(info.value)
     assert "not a subcommand" in message and "list" in message and "pull" in message
+
+
+def test_cell_magic_line_may_end_in_a_comment(shell, server):
+    assert cell(shell, "llama3.2 -t 0.3  # a quick one", "Hi").success
+    assert sent(server)["model"] == "llama3.2"
+    assert sent(server)["options"] == {"temperature": 0.3}
+
+
+def test_one_liner_options_after_the_model(shell, server):
+    result = shell.run_cell("%ollama llama3.2 -t 0.3 --chat What's 2+2?")
+    assert result.success
+    body = sent(server)
+    assert body["model"] == "llama3.2" and body["options"] == {"temperature": 0.3}
+    assert body["messages"][-1]["content"] == "What's 2+2?"
+    assert len(shell.run_line_magic("ollama", "history").exchanges) == 1
