@@ -9,6 +9,7 @@ import pytest
 
 from ollama_magic.conversation import Conversation
 from ollama_magic.errors import AnswerNotJSONError, OllamaUsageError
+from ollama_magic.prompt import interpolate, interpolate_with_names
 from ollama_magic.testing import Reply
 
 
@@ -274,3 +275,66 @@ def test_one_liner_options_after_the_model(shell, server):
     assert body["model"] == "llama3.2" and body["options"] == {"temperature": 0.3}
     assert body["messages"][-1]["content"] == "What's 2+2?"
     assert len(shell.run_line_magic("ollama", "history").exchanges) == 1
+
+
+NAMESPACE = {"x": 42, "df": "<table>", "In": ["", "x = 1"], "Out": {1: 1}}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```python\nprint(f'{x}')\n```",
+        "~~~\nd = {x}\n~~~",
+        "  ```\nreturn {x}\n  ```",
+        "````md\n```\n{x}\n```\n````",
+        "Use `f'{x}'` here",
+        "Use ``a `{x}` b`` here",
+        "```\nnever closed {x}",
+    ],
+)
+def test_pasted_code_is_left_alone(text):
+    assert interpolate(text, NAMESPACE) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("```\n{x}\n```", "```\n42\n```"),
+        ("```python\n{In[1]}\n```", "```python\nx = 1\n```"),
+        ("~~~\n  {df}  \n~~~", "~~~\n  <table>  \n~~~"),
+        ("The value `{x}` and {x}", "The value `42` and 42"),
+        ("``` {x} ```", "``` 42 ```"),  # one line, so an inline span, not a fence
+    ],
+)
+def test_a_fence_or_span_that_holds_only_a_placeholder_is_filled(text, expected):
+    assert interpolate(text, NAMESPACE) == expected
+
+
+def test_prose_around_code_is_still_interpolated():
+    text = "Explain {x}:\n```\nf'{x}'\n```\nthen {df} and `{x}+1`; a lone ` tick {x}"
+    assert interpolate(text, NAMESPACE) == (
+        "Explain 42:\n```\nf'{x}'\n```\nthen <table> and `{x}+1`; a lone ` tick 42"
+    )
+
+
+def test_substituted_names_are_reported_once_in_order():
+    text = "{df} {x} {nope} {x} `{x}`\n```\n{x}\n```\n{In[1]} {Out[1]} {'k': 1}"
+    result = interpolate_with_names(text, NAMESPACE)
+    assert result.names == ["df", "x", "In[1]", "Out[1]"]
+    assert result.text == "<table> 42 {nope} 42 `42`\n```\n42\n```\nx = 1 1 {'k': 1}"
+    assert interpolate_with_names("{nope} `{x} {df}`", NAMESPACE).names == []
+
+
+def test_in_uses_the_raw_cell_when_given():
+    raw = ["", "!ls -l"]
+    namespace = {"In": ["", "get_ipython().system('ls -l')"]}
+    assert interpolate("{In[1]}", namespace) == "get_ipython().system('ls -l')"
+    assert interpolate("{In[1]}", namespace, raw_inputs=raw) == "!ls -l"
+    assert interpolate("{In[-1]} {In[5]}", namespace, raw_inputs=raw) == "!ls -l {In[5]}"
+
+
+def test_in_reference_is_the_cell_as_typed(shell, server):
+    shell.run_cell("!echo hi\n%time y = 1", store_history=True)
+    number = shell.execution_count - 1
+    assert cell(shell, "llama3.2", f"```\n{{In[{number}]}}\n```").success
+    assert sent(server)["messages"][-1]["content"] == "```\n!echo hi\n%time y = 1\n```"
