@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ollama_magic.conversation import Conversation
+from ollama_magic.conversation import Conversation, Exchange
 from ollama_magic.errors import AnswerNotJSONError, OllamaUsageError
 from ollama_magic.prompt import interpolate, interpolate_with_names
 from ollama_magic.testing import Reply
@@ -338,3 +338,41 @@ def test_in_reference_is_the_cell_as_typed(shell, server):
     number = shell.execution_count - 1
     assert cell(shell, "llama3.2", f"```\n{{In[{number}]}}\n```").success
     assert sent(server)["messages"][-1]["content"] == "```\n!echo hi\n%time y = 1\n```"
+
+
+def rendered_history(conversation: Conversation) -> str:
+    """The history as a notebook would show it: Markdown to HTML with raw HTML allowed."""
+    from markdown_it import MarkdownIt
+
+    return (
+        MarkdownIt("commonmark", {"html": True})
+        .enable("table")
+        .render(conversation._repr_markdown_())
+    )
+
+
+HOSTILE = [
+    "<img src=x onerror=alert(1)>",
+    "`<img src=x onerror=alert(1)>`",
+    "**<img src=x onerror=alert(1)>",
+    "$<img src=x onerror=alert(1)>$",
+    "\\(<img src=x onerror=alert(1)>\\)",
+    "[x](javascript:alert(1))",
+    "a\n\n<img src=x onerror=alert(1)>",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_history_escapes_model_and_conversation_names(hostile):
+    conversation = Conversation(hostile, system=hostile)
+    conversation.record(Exchange("k", hostile, hostile, model=hostile))
+    html = rendered_history(conversation)
+    assert "<img" not in html and 'href="javascript' not in html
+    assert "alert(1)" in html  # shown as text, not dropped
+
+
+def test_history_shows_names_as_written():
+    conversation = Conversation("math_2*x")
+    conversation.record(Exchange("k", "q", "a", model="llama3.2:1b_q4*"))
+    html = rendered_history(conversation)
+    assert "math_2*x" in html and "llama3.2:1b_q4*" in html
