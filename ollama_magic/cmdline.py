@@ -6,6 +6,7 @@ import argparse
 import io
 import re
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 from .errors import OllamaUsageError
@@ -86,7 +87,9 @@ def _find_option(word: str, parser: argparse.ArgumentParser) -> tuple[argparse.A
     return None if flag is None else (flag, True)
 
 
-def split_line_prompt(line: str, parser: Any, with_model: bool = True) -> tuple[list[str], str]:
+def split_line_prompt(
+    line: str, parser: Any, with_model: bool | Callable[[str], bool] = True
+) -> tuple[list[str], str]:
     """Split the one-line form ``%ollama [options] MODEL [options] prompt text``.
 
     Options may stand before or after the model; the first word that is neither an option,
@@ -100,6 +103,10 @@ def split_line_prompt(line: str, parser: Any, with_model: bool = True) -> tuple[
     the next word only if it is ``low``, ``medium`` or ``high``, and ``--chat`` / ``-c`` take
     a conversation name only when it is attached (``--chat=math``), so that
     ``%ollama mistral --chat Why...`` asks "Why..." in the default conversation.
+
+    ``with_model`` says whether the first plain word names the model: always (True), never
+    (False: a default model answers and that word starts the prompt), or when a check such
+    as "is it installed?" says so; the check is only called if such a word comes up.
 
     The returned argv is ready for ``parser.parse_args``; when a model was read it is the
     last item (after ``--`` when the option before it could have taken it for its value).
@@ -129,8 +136,10 @@ def split_line_prompt(line: str, parser: Any, with_model: bool = True) -> tuple[
             break
         if not first.startswith("-"):
             if model is None and with_model:
-                model = words.next()
-                continue
+                word = words.next() or ""
+                if with_model is True or with_model(word):
+                    model = word
+                    continue
             prompt = rest.rstrip()
             break
         word = words.next() or ""

@@ -140,3 +140,16 @@ def test_one_liner_comment_before_the_prompt_ends_the_line_inside_it_is_text():
     assert one_liner("mistral -q # just loading it") == (["-q", "mistral"], "")
     assert one_liner("# nothing") == ([], "")
     assert one_liner("mistral Is #1 the best? # ask") == (["mistral"], "Is #1 the best? # ask")
+
+
+def test_a_model_check_decides_whether_the_first_word_is_a_model():
+    installed = {"mistral", "qwen3:8b"}.__contains__
+    assert split_line_prompt("Is -5 negative?", PARSER, with_model=installed) == (
+        [],
+        "Is -5 negative?",
+    )
+    assert split_line_prompt("-t 0.2 mistral -q Hi", PARSER, with_model=installed) == (
+        ["-t", "0.2", "-q", "mistral"],
+        "Hi",
+    )
+    assert split_line_prompt("--chat Why?", PARSER, with_model=installed) == (["--chat"], "Why?")
