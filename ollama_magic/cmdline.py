@@ -145,6 +145,12 @@ def split_line_prompt(
         word = words.next() or ""
         found = _find_option(word, parser)
         if found is None:
+            name = word.partition("=")[0]
+            similar = sorted(o for o in parser._option_string_actions if o.startswith(name))
+            if name.startswith("--") and len(similar) > 1:
+                raise OllamaUsageError(
+                    f"{name} could be any of {', '.join(similar)}; write the option in full."
+                )
             shown = f"%ollama {model} -- {rest}" if model else f"%ollama MODEL -- {rest}"
             raise OllamaUsageError(
                 f"{word!r} is not an option of %ollama (see `%ollama?`). If the prompt itself "

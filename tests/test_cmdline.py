@@ -153,3 +153,9 @@ def test_a_model_check_decides_whether_the_first_word_is_a_model():
         "Hi",
     )
     assert split_line_prompt("--chat Why?", PARSER, with_model=installed) == (["--chat"], "Why?")
+
+
+def test_an_ambiguous_option_prefix_lists_the_candidates():
+    with pytest.raises(OllamaUsageError) as info:
+        one_liner("mistral --no Hi")
+    assert "--no-think" in str(info.value) and "--no-chat" in str(info.value)
