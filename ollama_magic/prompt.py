@@ -246,15 +246,44 @@ def curl_command(url: str, body: Mapping[str, Any]) -> str:
     return f"curl -N {shlex.quote(url)} -d {shlex.quote(payload)}"
 
 
+def _without_image_data(body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """A copy of the body with each image's base64 replaced by its length, and whether any was.
+
+    Megabytes of base64 in an output would only slow the notebook down.
+    """
+    shown = json.loads(json.dumps(body))
+    shortened = False
+    for message in shown.get("messages", []):
+        if message.get("images"):
+            message["images"] = [f"<{len(i)} base64 characters>" for i in message["images"]]
+            shortened = True
+        parts = message.get("content")
+        for part in parts if isinstance(parts, list) else []:
+            image = part.get("image_url") if isinstance(part, dict) else None
+            if not isinstance(image, dict):
+                continue
+            url = image.get("url")
+            if isinstance(url, str) and url.startswith("data:") and "," in url:
+                head, data = url.split(",", 1)
+                image["url"] = f"{head},<{len(data)} base64 characters>"
+                shortened = True
+    return shown, shortened
+
+
 def dry_run_markdown(url: str, body: Mapping[str, Any]) -> str:
     """What --dry-run shows: the endpoint, the exact JSON body and the curl command."""
-    shown = json.loads(json.dumps(body))
-    for message in shown.get("messages", []):
-        if "images" in message:
-            message["images"] = [f"<{len(i)} base64 characters>" for i in message["images"]]
+    shown, shortened = _without_image_data(body)
     pretty = json.dumps(shown, ensure_ascii=False, indent=2)
     fence = "````" if "```" in pretty else "```"
-    return (
-        f"**Dry run**: nothing was sent. `POST {url}`\n\n{fence}json\n{pretty}\n{fence}\n\n"
-        f"Equivalent command:\n\n{fence}bash\n{curl_command(url, body)}\n{fence}\n"
-    )
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", url)), default=0) + 1)
+    parts = [
+        f"**Dry run**: nothing was sent. {ticks} POST {url} {ticks}\n\n"
+        f"{fence}json\n{pretty}\n{fence}\n"
+    ]
+    if url.startswith(("http://", "https://")):
+        parts.append(f"\nEquivalent command:\n\n{fence}bash\n{curl_command(url, shown)}\n{fence}\n")
+    if shortened:
+        parts.append(
+            "\nImages are shortened to their length here; the request carries them whole.\n"
+        )
+    return "".join(parts)

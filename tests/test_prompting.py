@@ -9,7 +9,7 @@ import pytest
 
 from ollama_magic.conversation import Conversation, Exchange
 from ollama_magic.errors import AnswerNotJSONError, OllamaUsageError
-from ollama_magic.prompt import interpolate, interpolate_with_names
+from ollama_magic.prompt import dry_run_markdown, interpolate, interpolate_with_names
 from ollama_magic.testing import Reply
 
 
@@ -376,3 +376,31 @@ def test_history_shows_names_as_written():
     conversation.record(Exchange("k", "q", "a", model="llama3.2:1b_q4*"))
     html = rendered_history(conversation)
     assert "math_2*x" in html and "llama3.2:1b_q4*" in html
+
+
+def test_dry_run_shortens_images_in_the_body_and_the_command():
+    image = "A" * 50_000
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi", "images": [image]}]}
+    markdown = dry_run_markdown("http://h:1/api/chat", body)
+    assert image not in markdown and markdown.count("<50000 base64 characters>") == 2
+    assert "shortened" in markdown
+    openai = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "hi"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64," + image}},
+                ],
+            }
+        ],
+    }
+    markdown = dry_run_markdown("http://h:1/v1/chat/completions", openai)
+    assert image not in markdown and "data:image/png;base64,<50000 base64 characters>" in markdown
+    assert body["messages"][0]["images"] == [image]  # the request itself is untouched
+
+
+def test_dry_run_without_http_shows_no_curl_command():
+    markdown = dry_run_markdown("(in this kernel, no HTTP request)", {"model": "m"})
+    assert "curl" not in markdown and '"model": "m"' in markdown
