@@ -115,7 +115,12 @@ class Conversation:
         for exchange in self.exchanges:
             parts.append(f"  you: {exchange.prompt}")
             parts.append(f"  {exchange.model or 'model'}: {exchange.answer}")
-        return "\n".join(parts)
+        return _terminal_text("\n".join(parts))
+
+
+def _terminal_text(text: str) -> str:
+    """Text for a terminal: server text cannot send escape sequences (colours, titles...)."""
+    return "".join(c if c.isprintable() or c in "\n\t" else "\ufffd" for c in text)
 
 
 class Conversations(dict):

@@ -404,3 +404,10 @@ def test_dry_run_shortens_images_in_the_body_and_the_command():
 def test_dry_run_without_http_shows_no_curl_command():
     markdown = dry_run_markdown("(in this kernel, no HTTP request)", {"model": "m"})
     assert "curl" not in markdown and '"model": "m"' in markdown
+
+
+def test_history_as_text_carries_no_terminal_escapes():
+    conversation = Conversation("c")
+    conversation.record(Exchange("k", "q", "ok\x1b]52;c;ZXZpbA==\x07\x1b[2J", model="m\x1b[31m"))
+    text = repr(conversation)
+    assert "\x1b" not in text and "\x07" not in text and "ok" in text
