@@ -7,6 +7,7 @@ import io
 import json
 import re
 import shlex
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -72,19 +73,25 @@ def _code_regions(text: str) -> list[_Code]:
 
 
 def _code_spans(text: str, start: int, end: int) -> list[_Code]:
-    spans = []
+    """Inline code spans: a backtick run up to the next run of the same length, if that one
+    comes before the paragraph ends; an opener without such a closer is literal."""
     runs = list(_TICKS.finditer(text, start, end))
+    breaks = [m.start() for m in _BLANK_LINE.finditer(text, start, end)]
+    paragraph = [bisect_right(breaks, run.start()) for run in runs]
+    next_same: list[int | None] = [None] * len(runs)
+    latest: dict[int, int] = {}
+    for index in reversed(range(len(runs))):
+        width = len(runs[index][0])
+        next_same[index] = latest.get(width)
+        latest[width] = index
+    spans = []
     index = 0
     while index < len(runs):
-        opener = runs[index]
-        for later in range(index + 1, len(runs)):
-            closer = runs[later]
-            if _BLANK_LINE.search(text, opener.end(), closer.start()):
-                break
-            if len(closer[0]) == len(opener[0]):
-                spans.append(_Code(opener.start(), opener.end(), closer.start(), closer.end()))
-                index = later
-                break
+        closer = next_same[index]
+        if closer is not None and paragraph[closer] == paragraph[index]:
+            opener, closing = runs[index], runs[closer]
+            spans.append(_Code(opener.start(), opener.end(), closing.start(), closing.end()))
+            index = closer
         index += 1
     return spans
 

@@ -411,3 +411,9 @@ def test_history_as_text_carries_no_terminal_escapes():
     conversation.record(Exchange("k", "q", "ok\x1b]52;c;ZXZpbA==\x07\x1b[2J", model="m\x1b[31m"))
     text = repr(conversation)
     assert "\x1b" not in text and "\x07" not in text and "ok" in text
+
+
+def test_unmatched_backticks_are_text_and_spans_stay_in_their_paragraph():
+    text = "a ` b {x}\n\n` {x} `` c `{x}` ``` {df}"  # the first and third single ticks pair
+    assert interpolate(text, NAMESPACE) == "a ` b 42\n\n` {x} `` c `42` ``` <table>"
+    assert interpolate("``{x}`` and ``{x} {x}``", NAMESPACE) == "``42`` and ``{x} {x}``"
