@@ -159,3 +159,9 @@ def test_an_ambiguous_option_prefix_lists_the_candidates():
     with pytest.raises(OllamaUsageError) as info:
         one_liner("mistral --no Hi")
     assert "--no-think" in str(info.value) and "--no-chat" in str(info.value)
+
+
+def test_non_ascii_words_and_prompts_keep_their_place():
+    line = "mistral --system 'héllo 🌍 wörld' Qu'est-ce que c'est? 🌍"
+    assert one_liner(line) == (["--system", "héllo 🌍 wörld", "mistral"], "Qu'est-ce que c'est? 🌍")
+    assert split_arguments("mistral --system 'é🌍' # ü") == ["mistral", "--system", "é🌍"]
