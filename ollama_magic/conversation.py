@@ -9,10 +9,28 @@ conversation only ever holds complete turns.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .markdown import safe_markdown
+
+_INLINE_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&#36;", "\\": "&#92;"}
+_INLINE_SPECIAL = re.compile(r"[&<>$\\|`*_\[\]~#!]")
+
+
+def markdown_cell_text(value: object) -> str:
+    r"""Untrusted text shown literally on one Markdown line or in a table cell.
+
+    No tag, entity, emphasis, link, code span or table pipe can form, and neither can math
+    (``$``, ``\(``), which notebook front ends cut out before Markdown sees the text.
+
+    >>> markdown_cell_text("<img src=x>|*a*  $b$ [c](d)")
+    '&lt;img src=x&gt;\\|\\*a\\* &#36;b&#36; \\[c\\](d)'
+    """
+    text = " ".join(str(value).split())
+    text = "".join(c if c.isprintable() else "\ufffd" for c in text)
+    return _INLINE_SPECIAL.sub(lambda m: _INLINE_ESCAPES.get(m[0], "\\" + m[0]), text)
 
 
 @dataclass
@@ -78,12 +96,13 @@ class Conversation:
         return self.messages_for("\0no-cell", "")[:-1]
 
     def _repr_markdown_(self) -> str:
-        lines = [f"**Conversation `{self.name}`** · {len(self.exchanges)} exchange(s)"]
+        name = markdown_cell_text(self.name)
+        lines = [f"**Conversation {name}** · {len(self.exchanges)} exchange(s)"]
         if self.system:
             lines.append(f"\n*System:* {safe_markdown(self.system)}")
         for number, exchange in enumerate(self.exchanges, 1):
             lines.append(f"\n---\n**You** ({number}):\n\n{safe_markdown(exchange.prompt)}")
-            who = f"**{exchange.model}**" if exchange.model else "**Model**"
+            who = f"**{markdown_cell_text(exchange.model or 'Model')}**"
             lines.append(f"\n{who}:\n\n{safe_markdown(exchange.answer)}")
         if not self.exchanges:
             lines.append("\n*(empty)*")
@@ -96,7 +115,12 @@ class Conversation:
         for exchange in self.exchanges:
             parts.append(f"  you: {exchange.prompt}")
             parts.append(f"  {exchange.model or 'model'}: {exchange.answer}")
-        return "\n".join(parts)
+        return _terminal_text("\n".join(parts))
+
+
+def _terminal_text(text: str) -> str:
+    """Text for a terminal: server text cannot send escape sequences (colours, titles...)."""
+    return "".join(c if c.isprintable() or c in "\n\t" else "\ufffd" for c in text)
 
 
 class Conversations(dict):

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from ollama_magic.conversation import Conversation
+from ollama_magic.conversation import Conversation, Exchange
 from ollama_magic.errors import AnswerNotJSONError, OllamaUsageError
+from ollama_magic.prompt import dry_run_markdown, interpolate, interpolate_with_names
 from ollama_magic.testing import Reply
 
 
@@ -259,3 +260,160 @@ def test_unknown_subcommand_lists_the_valid_ones(shell, server):
         shell.run_line_magic("ollama", "lst")
     message = str(info.value)
     assert "not a subcommand" in message and "list" in message and "pull" in message
+
+
+def test_cell_magic_line_may_end_in_a_comment(shell, server):
+    assert cell(shell, "llama3.2 -t 0.3  # a quick one", "Hi").success
+    assert sent(server)["model"] == "llama3.2"
+    assert sent(server)["options"] == {"temperature": 0.3}
+
+
+def test_one_liner_options_after_the_model(shell, server):
+    result = shell.run_cell("%ollama llama3.2 -t 0.3 --chat What's 2+2?")
+    assert result.success
+    body = sent(server)
+    assert body["model"] == "llama3.2" and body["options"] == {"temperature": 0.3}
+    assert body["messages"][-1]["content"] == "What's 2+2?"
+    assert len(shell.run_line_magic("ollama", "history").exchanges) == 1
+
+
+NAMESPACE = {"x": 42, "df": "<table>", "In": ["", "x = 1"], "Out": {1: 1}}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "```python\nprint(f'{x}')\n```",
+        "~~~\nd = {x}\n~~~",
+        "  ```\nreturn {x}\n  ```",
+        "````md\n```\n{x}\n```\n````",
+        "Use `f'{x}'` here",
+        "Use ``a `{x}` b`` here",
+        "```\nnever closed {x}",
+    ],
+)
+def test_pasted_code_is_left_alone(text):
+    assert interpolate(text, NAMESPACE) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("```\n{x}\n```", "```\n42\n```"),
+        ("```python\n{In[1]}\n```", "```python\nx = 1\n```"),
+        ("~~~\n  {df}  \n~~~", "~~~\n  <table>  \n~~~"),
+        ("The value `{x}` and {x}", "The value `42` and 42"),
+        ("``` {x} ```", "``` 42 ```"),  # one line, so an inline span, not a fence
+    ],
+)
+def test_a_fence_or_span_that_holds_only_a_placeholder_is_filled(text, expected):
+    assert interpolate(text, NAMESPACE) == expected
+
+
+def test_prose_around_code_is_still_interpolated():
+    text = "Explain {x}:\n```\nf'{x}'\n```\nthen {df} and `{x}+1`; a lone ` tick {x}"
+    assert interpolate(text, NAMESPACE) == (
+        "Explain 42:\n```\nf'{x}'\n```\nthen <table> and `{x}+1`; a lone ` tick 42"
+    )
+
+
+def test_substituted_names_are_reported_once_in_order():
+    text = "{df} {x} {nope} {x} `{x}`\n```\n{x}\n```\n{In[1]} {Out[1]} {'k': 1}"
+    result = interpolate_with_names(text, NAMESPACE)
+    assert result.names == ["df", "x", "In[1]", "Out[1]"]
+    assert result.text == "<table> 42 {nope} 42 `42`\n```\n42\n```\nx = 1 1 {'k': 1}"
+    assert interpolate_with_names("{nope} `{x} {df}`", NAMESPACE).names == []
+
+
+def test_in_uses_the_raw_cell_when_given():
+    raw = ["", "!ls -l"]
+    namespace = {"In": ["", "get_ipython().system('ls -l')"]}
+    assert interpolate("{In[1]}", namespace) == "get_ipython().system('ls -l')"
+    assert interpolate("{In[1]}", namespace, raw_inputs=raw) == "!ls -l"
+    assert interpolate("{In[-1]} {In[5]}", namespace, raw_inputs=raw) == "!ls -l {In[5]}"
+
+
+def test_in_reference_is_the_cell_as_typed(shell, server):
+    shell.run_cell("!echo hi\n%time y = 1", store_history=True)
+    number = shell.execution_count - 1
+    assert cell(shell, "llama3.2", f"```\n{{In[{number}]}}\n```").success
+    assert sent(server)["messages"][-1]["content"] == "```\n!echo hi\n%time y = 1\n```"
+
+
+def rendered_history(conversation: Conversation) -> str:
+    """The history as a notebook would show it: Markdown to HTML with raw HTML allowed."""
+    from markdown_it import MarkdownIt
+
+    return (
+        MarkdownIt("commonmark", {"html": True})
+        .enable("table")
+        .render(conversation._repr_markdown_())
+    )
+
+
+HOSTILE = [
+    "<img src=x onerror=alert(1)>",
+    "`<img src=x onerror=alert(1)>`",
+    "**<img src=x onerror=alert(1)>",
+    "$<img src=x onerror=alert(1)>$",
+    "\\(<img src=x onerror=alert(1)>\\)",
+    "[x](javascript:alert(1))",
+    "a\n\n<img src=x onerror=alert(1)>",
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_history_escapes_model_and_conversation_names(hostile):
+    conversation = Conversation(hostile, system=hostile)
+    conversation.record(Exchange("k", hostile, hostile, model=hostile))
+    html = rendered_history(conversation)
+    assert "<img" not in html and 'href="javascript' not in html
+    assert "alert(1)" in html  # shown as text, not dropped
+
+
+def test_history_shows_names_as_written():
+    conversation = Conversation("math_2*x")
+    conversation.record(Exchange("k", "q", "a", model="llama3.2:1b_q4*"))
+    html = rendered_history(conversation)
+    assert "math_2*x" in html and "llama3.2:1b_q4*" in html
+
+
+def test_dry_run_shortens_images_in_the_body_and_the_command():
+    image = "A" * 50_000
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi", "images": [image]}]}
+    markdown = dry_run_markdown("http://h:1/api/chat", body)
+    assert image not in markdown and markdown.count("<50000 base64 characters>") == 2
+    assert "shortened" in markdown
+    openai = {
+        "model": "m",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "hi"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64," + image}},
+                ],
+            }
+        ],
+    }
+    markdown = dry_run_markdown("http://h:1/v1/chat/completions", openai)
+    assert image not in markdown and "data:image/png;base64,<50000 base64 characters>" in markdown
+    assert body["messages"][0]["images"] == [image]  # the request itself is untouched
+
+
+def test_dry_run_without_http_shows_no_curl_command():
+    markdown = dry_run_markdown("(in this kernel, no HTTP request)", {"model": "m"})
+    assert "curl" not in markdown and '"model": "m"' in markdown
+
+
+def test_history_as_text_carries_no_terminal_escapes():
+    conversation = Conversation("c")
+    conversation.record(Exchange("k", "q", "ok\x1b]52;c;ZXZpbA==\x07\x1b[2J", model="m\x1b[31m"))
+    text = repr(conversation)
+    assert "\x1b" not in text and "\x07" not in text and "ok" in text
+
+
+def test_unmatched_backticks_are_text_and_spans_stay_in_their_paragraph():
+    text = "a ` b {x}\n\n` {x} `` c `{x}` ``` {df}"  # the first and third single ticks pair
+    assert interpolate(text, NAMESPACE) == "a ` b 42\n\n` {x} `` c `42` ``` <table>"
+    assert interpolate("``{x}`` and ``{x} {x}``", NAMESPACE) == "``42`` and ``{x} {x}``"
