@@ -291,19 +291,23 @@ class OllamaMagics(Magics):
             rest = words[1] if len(words) > 1 else ""
             return subcommands[name](self._context(), split_arguments(rest))
         parser = self.ollama.parser
-        argv, prompt = split_line_prompt(line, parser)
+        installed: frozenset[str] | None = None
+
+        def is_model(word: str) -> bool:
+            """With a default model, the first plain word is a model only if it is installed."""
+            nonlocal installed
+            if installed is None:
+                backend = self._backend("", resolve_base_url(self.host), self.api, 2.0)
+                installed = backend.model_names()
+            return word in installed
+
+        argv, prompt = split_line_prompt(line, parser, with_model=is_model if self.model else True)
         if not prompt.strip() and len(words) == 1 and not name.startswith("-"):
             raise OllamaUsageError(
                 f"`%ollama {name}` is not a subcommand. Valid ones: {describe_subcommands()}; "
                 "history, reset, config. To ask a model, put the question after its name: "
                 f"`%ollama {name} Why is the sky blue?`."
             )
-        if self.model and argv and not argv[-1].startswith("-"):
-            # With a default model, `%ollama Why is ...` is all prompt unless the first word
-            # names an installed model.
-            installed = self._backend("", resolve_base_url(self.host), self.api, 2.0).model_names()
-            if argv[-1] not in installed:
-                argv, prompt = split_line_prompt(line, parser, with_model=False)
         self._ask(self._parse_args(argv), prompt)
         return None
 
@@ -398,6 +402,11 @@ class OllamaMagics(Magics):
         except OllamaMagicError as exc:
             namespace[out] = OllamaResponse(error=exc)  # never leave a previous answer there
             raise
+        if not request.quiet:
+            for note in request.notes:
+                print(note, file=sys.stderr)
+            if request.filled_in:
+                print(f"Filled in from the notebook: {', '.join(request.filled_in)}")
         work = self._mode(request)
         if request.background:
             job = BackgroundJob(request.out, namespace)

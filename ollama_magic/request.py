@@ -16,8 +16,8 @@ from .backends import build_chat_body
 from .conversation import Conversations
 from .errors import OllamaUsageError
 from .host import resolve_host
-from .options import parse_keep_alive, parse_option
-from .prompt import encode_image, interpolate, resolve_format
+from .options import check_option_names, parse_keep_alive, parse_option
+from .prompt import encode_image, interpolate, interpolate_with_names, resolve_format
 
 DEFAULT_OUT = "ollama_response"
 DEFAULT_CHAT = "default"
@@ -68,6 +68,10 @@ class ChatRequest:
     concurrency: int = 1
     #: Every server of the pool, ``base_url`` first (one unless several hosts were given).
     base_urls: tuple[str, ...] = ()
+    #: Notebook names that ``{name}`` filled into the prompt, in the order first seen.
+    filled_in: tuple[str, ...] = ()
+    #: One-line warnings for the user (option names the server does not read, ...).
+    notes: tuple[str, ...] = ()
 
     @property
     def model(self) -> str:
@@ -211,9 +215,11 @@ def build_request(
     template = cell.rstrip("\n")
     if not template.strip():
         raise OllamaUsageError(
-            "The cell has no prompt. Write the question on the lines below `%%ollama`."
+            "There is no prompt. Write the question after the model (%ollama MODEL question) "
+            "or on the lines below %%ollama MODEL."
         )
     map_prompts: tuple[str, ...] = ()
+    filled_in: list[str] = []
     if args.map:
         items = _map_items(args.map, namespace)
         map_prompts = tuple(
@@ -221,8 +227,10 @@ def build_request(
             for item in items
         )
         prompt = map_prompts[0] if map_prompts else template
+    elif args.no_interpolate:
+        prompt = template
     else:
-        prompt = template if args.no_interpolate else interpolate(template, namespace)
+        prompt, filled_in = interpolate_with_names(template, namespace)
     options: dict[str, Any] = dict(defaults.options)
     for item in args.option:
         key, value = parse_option(item)
@@ -272,4 +280,6 @@ def build_request(
         map_name=args.map,
         map_prompts=map_prompts,
         concurrency=args.concurrency,
+        filled_in=tuple(filled_in),
+        notes=tuple(f"Warning: {note}" for note in check_option_names(options)),
     )

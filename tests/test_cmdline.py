@@ -55,7 +55,7 @@ def test_options_are_read_wherever_they_stand_before_the_prompt(line, argv, prom
 def test_the_parsed_options_mean_what_the_user_wrote():
     args, prompt = parsed("mistral -o short -t 0.2 --host http://h:1 --dry-run Hi there")
     assert args.models == ["mistral"] and args.out == "short" and args.temperature == 0.2
-    assert args.host == "http://h:1" and args.dry_run and prompt == "Hi there"
+    assert args.host == ["http://h:1"] and args.dry_run and prompt == "Hi there"
     args, _ = parsed("mistral -O num_ctx=8192 -O 'stop=[\"x\"]' Hi")
     assert args.option == ["num_ctx=8192", 'stop=["x"]']
 

@@ -279,3 +279,42 @@ def test_help_has_examples(shell):
 def test_help_usage_names_the_cell_magic(shell):
     usage = shell.magics_manager.magics["cell"]["ollama"].__doc__.split("\n\n")[1]
     assert usage.strip().startswith("%%ollama [-o NAME]")
+
+
+def test_one_liner_reads_options_after_the_model_and_sends_nothing_on_dry_run(shell, server):
+    server.reset()
+    assert shell.run_cell("%ollama llama3.2 --dry-run -o short What is 2+2?").success
+    assert [r for r in server.requests if r.path == "/api/chat"] == []
+    assert shell.run_cell("%ollama llama3.2 -o short -t 0.2 What is 2+2?").success
+    body = [r.json() for r in server.requests if r.path == "/api/chat"][-1]
+    assert body["messages"][-1]["content"] == "What is 2+2?"
+    assert body["options"] == {"temperature": 0.2}
+    assert str(shell.user_ns["short"]) == "You said: What is 2+2?"
+
+
+def test_a_comment_on_the_magic_line_is_not_a_model(shell, server):
+    assert shell.run_cell("%%ollama llama3.2  # quick question\nHi").success
+    assert str(shell.user_ns["ollama_response"]) == "You said: Hi"
+
+
+def test_unknown_option_names_are_flagged_and_filled_names_are_shown(shell, server, capsys):
+    shell.user_ns["x"] = 5
+    cell = "%%ollama llama3.2 -O num_predcit=5\nWhat is {x}? `print({x})` stays"
+    assert shell.run_cell(cell).success
+    captured = capsys.readouterr()
+    assert "unknown option num_predcit; did you mean num_predict?" in captured.err
+    assert "Filled in from the notebook: x" in captured.out
+    body = [r.json() for r in server.requests if r.path == "/api/chat"][-1]
+    assert body["messages"][-1]["content"] == "What is 5? `print({x})` stays"
+
+
+def test_bad_keep_alive_is_refused(shell, server):
+    result = shell.run_cell("%%ollama llama3.2 --keep-alive banana\nHi")
+    assert isinstance(result.error_in_exec, OllamaUsageError)
+    assert "banana" in result.error_in_exec.message
+
+
+def test_one_liner_with_a_default_model_keeps_dash_words_in_the_prompt(shell, server):
+    shell.run_line_magic("config", "OllamaMagics.model = 'llama3.2'")
+    assert shell.run_cell("%ollama Is -5 negative").success
+    assert str(shell.user_ns["ollama_response"]) == "You said: Is -5 negative"
