@@ -43,6 +43,8 @@ class Exchange:
     model: str = ""
     images: list[str] = field(default_factory=list)
     thinking: str = ""
+    #: The tool calls and results between the prompt and the answer (``--tools``).
+    tool_messages: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Conversation:
             if exchange.images:
                 user["images"] = exchange.images
             messages.append(user)
+            messages.extend(exchange.tool_messages)
             messages.append({"role": "assistant", "content": exchange.answer})
         current: dict[str, Any] = {"role": "user", "content": prompt}
         if images:

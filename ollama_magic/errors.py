@@ -120,3 +120,9 @@ class CompareError(OllamaMagicError):
     """Some of the compared models failed (the others' answers were kept)."""
 
     title = "Some models failed"
+
+
+class ToolLoopError(OllamaMagicError):
+    """A ``--tools`` answer ended early: too many rounds, or a call that could not be asked."""
+
+    title = "Tool calls stopped"

@@ -34,6 +34,7 @@ from .errors import (
 from .request import ChatRequest
 from .result import OllamaResponse
 from .stream import CancelToken, Journal, NullSink, stream_answer
+from .tool_loop import Ask, answer_with_tools
 
 #: How often a waiting main thread wakes so that the stop button gets through.
 _POLL = 0.1
@@ -66,7 +67,12 @@ class MappedAnswers(list[OllamaResponse]):
         return map_summary(self)
 
 
-def record_turn(conversations: Conversations, request: ChatRequest, result: OllamaResponse) -> None:
+def record_turn(
+    conversations: Conversations,
+    request: ChatRequest,
+    result: OllamaResponse,
+    tool_messages: list[dict[str, Any]] | None = None,
+) -> None:
     """Add a complete answer to its conversation, under the cell that asked (never a partial)."""
     if request.chat is None or not result.complete:
         return
@@ -78,6 +84,7 @@ def record_turn(conversations: Conversations, request: ChatRequest, result: Olla
             model=result.model,
             images=list(request.images),
             thinking=result.thinking,
+            tool_messages=list(tool_messages or ()),
         )
     )
 
@@ -90,20 +97,28 @@ def run_single(
     conversations: Conversations,
     cancel: CancelToken | None = None,
     journal: Journal | None = None,
+    ask: Ask | None = None,
 ) -> OllamaResponse:
-    """Stream one answer, store it, record the turn, show the final output; raise its error."""
+    """Stream one answer (with its tool rounds), store it, record the turn, show the final
+    output; raise its error."""
     view.start()
-    result = stream_answer(
-        backend,
-        request.body(),
-        view,
-        out_name=request.out,
-        cancel=cancel,
-        trace=request.trace,
-        journal=journal,
-    )
+    tool_messages: list[dict[str, Any]] = []
+    if request.tools:
+        result, tool_messages = answer_with_tools(
+            backend, request, view, cancel=cancel, journal=journal, ask=ask
+        )
+    else:
+        result = stream_answer(
+            backend,
+            request.body(),
+            view,
+            out_name=request.out,
+            cancel=cancel,
+            trace=request.trace,
+            journal=journal,
+        )
     namespace[request.out] = result
-    record_turn(conversations, request, result)
+    record_turn(conversations, request, result, tool_messages)
     view.finish(result, request.out)
     if result.error is not None:
         raise result.error

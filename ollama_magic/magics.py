@@ -8,12 +8,14 @@ views render. This class holds the configuration (``%config OllamaMagics.*``) an
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from IPython.core.error import StdinNotImplementedError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Dict, Enum, Float, List, Unicode
@@ -22,7 +24,13 @@ from .backends import DEFAULT_TIMEOUT, make_backend
 from .cmdline import split_arguments, split_line_prompt
 from .commands import CommandContext, Subcommand
 from .conversation import Conversation, Conversations
-from .errors import ModelNotFoundError, OllamaConnectionError, OllamaMagicError, OllamaUsageError
+from .errors import (
+    ModelNotFoundError,
+    OllamaConnectionError,
+    OllamaMagicError,
+    OllamaUsageError,
+    ToolLoopError,
+)
 from .jobs import BackgroundJob, run_compare, run_map, run_single
 from .local import default_local_model
 from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
@@ -38,6 +46,7 @@ from .request import (
 )
 from .result import OllamaResponse
 from .stream import CancelToken
+from .tools import ToolCallRecord
 from .view import choose_compare_view, choose_map_view, choose_view
 
 #: The settings ``%ollama config`` reports, in this order.
@@ -200,6 +209,18 @@ class OllamaMagics(Magics):
         metavar="N",
         help="With --map: requests at once (default 1; Ollama answers one at a time per model).",
     )
+    @argument(
+        "--tools",
+        metavar="NAME[,NAME…]",
+        help="Notebook functions the model may call (or a variable holding a list of them).",
+    )
+    @argument(
+        "--max-tool-rounds",
+        type=int,
+        metavar="N",
+        help="With --tools: end a model that keeps calling after N rounds (default 8).",
+    )
+    @argument("--confirm", action="store_true", help="With --tools: ask before each call.")
     @argument("--no-interpolate", action="store_true", help="Send the prompt exactly as typed.")
     @argument("--dry-run", action="store_true", help="Show the request (and curl); send nothing.")
     @argument("--trace", action="store_true", help="Also show the raw stream lines as they come.")
@@ -500,6 +521,7 @@ class OllamaMagics(Magics):
             namespace,
             self.conversations,
             cancel,
+            ask=confirm_call if request.confirm else None,
         )
 
     def _show_dry_run(self, request: ChatRequest) -> None:
@@ -517,6 +539,19 @@ class OllamaMagics(Magics):
             display({"text/markdown": markdown, "text/plain": markdown}, raw=True)
         else:
             print(markdown)
+
+
+def confirm_call(record: ToolCallRecord) -> bool:
+    """``--confirm``: ask in the front end's input box before a tool runs."""
+    arguments = json.dumps(record.arguments, ensure_ascii=False, default=repr)[:300]
+    try:
+        reply = input(f"Run {record.name}({arguments})? [y/N] ")
+    except (StdinNotImplementedError, EOFError):
+        raise ToolLoopError(
+            "--confirm needs a front end that can ask (JupyterLab, Notebook, VS Code or terminal "
+            "IPython); this one cannot, so no tool ran. Drop --confirm to let the calls run."
+        ) from None
+    return reply.strip().lower() in ("y", "yes")
 
 
 class ConfigReport(list[tuple[str, Any, str]]):

@@ -18,6 +18,7 @@ from .errors import OllamaUsageError
 from .host import resolve_host
 from .options import check_option_names, parse_keep_alive, parse_option
 from .prompt import encode_image, interpolate, interpolate_with_names, resolve_format
+from .tools import Tool, resolve_tools
 
 DEFAULT_OUT = "ollama_response"
 DEFAULT_CHAT = "default"
@@ -70,6 +71,10 @@ class ChatRequest:
     base_urls: tuple[str, ...] = ()
     #: Notebook names that ``{name}`` filled into the prompt, in the order first seen.
     filled_in: tuple[str, ...] = ()
+    #: ``--tools``: the notebook functions the model may call, and the limits of the loop.
+    tools: tuple[Tool, ...] = ()
+    max_tool_rounds: int = 8
+    confirm: bool = False
     #: One-line warnings for the user (option names the server does not read, ...).
     notes: tuple[str, ...] = ()
 
@@ -81,19 +86,28 @@ class ChatRequest:
     def compare(self) -> bool:
         return len(self.models) > 1
 
-    def body(self, model: str | None = None, prompt: str | None = None) -> dict[str, Any]:
-        """The JSON body for one model, optionally with another text for the last user turn."""
+    def body(
+        self,
+        model: str | None = None,
+        prompt: str | None = None,
+        extra: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """The JSON body for one model, optionally with another text for the last user turn
+        and ``extra`` messages after it (the tool calls and results of earlier rounds)."""
         messages = list(self.messages)
         if prompt is not None:
             messages[-1] = {**messages[-1], "content": prompt}
-        return build_chat_body(
+        body = build_chat_body(
             model or self.model,
-            messages,
+            [*messages, *extra],
             options=dict(self.options) if self.options else None,
             format=self.format,
             think=self.think,
             keep_alive=self.keep_alive,
         )
+        if self.tools:
+            body["tools"] = [tool.schema for tool in self.tools]
+        return body
 
     def for_model(self, model: str) -> ChatRequest:
         return replace(self, models=(model,))
@@ -160,6 +174,18 @@ def check_modes(args: Any, models: Sequence[str], chat_name: str | None) -> None
         raise OllamaUsageError("--concurrency applies to --map only; add --map VAR or drop it.")
     if args.concurrency < 1:
         raise OllamaUsageError("--concurrency must be at least 1.")
+    if args.tools and (compare or args.map):
+        raise OllamaUsageError(
+            "--tools runs one conversation of calls; ask one model without --map to use it."
+        )
+    if (args.confirm or args.max_tool_rounds is not None) and not args.tools:
+        raise OllamaUsageError("--confirm and --max-tool-rounds apply to --tools only.")
+    if args.confirm and args.bg:
+        raise OllamaUsageError(
+            "--confirm asks before each call, which a background answer cannot; drop one."
+        )
+    if args.max_tool_rounds is not None and args.max_tool_rounds < 1:
+        raise OllamaUsageError("--max-tool-rounds must be at least 1.")
     if args.dry_run and (args.bg or args.pull):
         extra = "--bg" if args.bg else "--pull"
         raise OllamaUsageError(f"--dry-run sends nothing, so {extra} has nothing to do; drop one.")
@@ -281,5 +307,8 @@ def build_request(
         map_prompts=map_prompts,
         concurrency=args.concurrency,
         filled_in=tuple(filled_in),
+        tools=tuple(resolve_tools(args.tools, namespace)) if args.tools else (),
+        max_tool_rounds=args.max_tool_rounds or 8,
+        confirm=args.confirm,
         notes=tuple(f"Warning: {note}" for note in check_option_names(options)),
     )

@@ -20,7 +20,9 @@ class OllamaResponse(str):
     ``request`` (the JSON body that was sent), ``host`` (the server's URL), ``provenance``
     (what produced the answer: model digest, options, seed, system prompt, host, timings,
     ollama_magic's version; also saved in the notebook output's metadata) and ``trace`` (the
-    raw stream lines with their arrival times, with ``--trace``).
+    raw stream lines with their arrival times, with ``--trace``), ``tool_calls`` (with
+    ``--tools``: each call's name, arguments, result or error and seconds) and
+    ``requested_calls`` (the calls the model asked for in its last turn).
 
     >>> r = OllamaResponse("Hi", model="llama3.2")
     >>> r.upper(), r.model, r.complete
@@ -37,6 +39,8 @@ class OllamaResponse(str):
     host: str
     provenance: dict[str, Any]
     trace: list[str]
+    tool_calls: list[Any]
+    requested_calls: list[Any]
 
     def __new__(
         cls,
@@ -63,6 +67,8 @@ class OllamaResponse(str):
         self.host = host
         self.provenance = provenance if provenance is not None else {}
         self.trace = []
+        self.tool_calls = []
+        self.requested_calls = []
         return self
 
     @property

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import Interrupted, OllamaMagicError
-from .events import AnswerDelta, Done, ThinkingDelta
+from .events import AnswerDelta, Done, ThinkingDelta, ToolCall
 from .result import OllamaResponse, decode_draining, provenance
 
 
@@ -120,6 +120,7 @@ def stream_answer(
     answer = bytearray()
     thinking = bytearray()
     done: Done | None = None
+    calls: list[ToolCall] = []
     error: OllamaMagicError | None = None
     interrupted = False
     stream = None
@@ -158,6 +159,8 @@ def stream_answer(
                 elif kind is ThinkingDelta:
                     thinking += event.text.encode("utf-8", "surrogatepass")
                     sink.thinking(event.text)
+                elif kind is ToolCall:
+                    calls.append(event)
                 else:
                     done = event
                 if flush_at != math.inf and time.monotonic() >= flush_at:
@@ -188,6 +191,7 @@ def stream_answer(
         host=backend.base_url,
     )
     del text, thinking
+    result.requested_calls = calls
     if trace_lines is not None:
         result.trace = list(trace_lines)
     _explain_ending(result, out_name)

@@ -1,0 +1,91 @@
+"""``--tools``: the model asks for calls, the notebook runs them, the results go back, repeat.
+
+Each round is one :func:`~ollama_magic.stream.stream_answer` into the same sink, so the calls
+and the final answer appear in one output, and everything the other modes do (stop, errors,
+provenance, the log) holds for every round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .errors import Interrupted, ToolLoopError
+from .request import ChatRequest
+from .result import OllamaResponse
+from .stream import CancelToken, Journal, stream_answer
+from .tools import ToolCallRecord, run_call
+
+#: Asks the user whether a call may run (``--confirm``); raises when there is no way to ask.
+Ask = Callable[[ToolCallRecord], bool]
+
+
+def answer_with_tools(
+    backend: Any,
+    request: ChatRequest,
+    sink: Any,
+    *,
+    cancel: CancelToken | None = None,
+    journal: Journal | None = None,
+    ask: Ask | None = None,
+) -> tuple[OllamaResponse, list[dict[str, Any]]]:
+    """Stream rounds until the model answers without calls; return the last answer and the
+    tool messages exchanged on the way (for the conversation history).
+
+    Only the cell's tools run; the stop button ends the loop during a stream or a call.
+    """
+    tools = {tool.name: tool for tool in request.tools}
+    records: list[ToolCallRecord] = []
+    exchanged: list[dict[str, Any]] = []
+    rounds = 0
+    while True:
+        result = stream_answer(
+            backend,
+            request.body(extra=exchanged),
+            sink,
+            out_name=request.out,
+            cancel=cancel,
+            trace=request.trace,
+            journal=journal,
+        )
+        calls = result.requested_calls
+        if result.error is not None or not calls:
+            break
+        if rounds >= request.max_tool_rounds:
+            result.error = ToolLoopError(
+                f"The model still asked for tools after {rounds} rounds; everything so far is in "
+                f"{request.out} (.tool_calls). Allow more with --max-tool-rounds N."
+            )
+            break
+        rounds += 1
+        exchanged.append(
+            {"role": "assistant", "content": result.text, "tool_calls": [c.wire() for c in calls]}
+        )
+        try:
+            for call in calls:
+                record = _run(tools, call, ask)
+                records.append(record)
+                exchanged.append(record.message())
+                shown = getattr(sink, "tool_call", None)
+                if shown is not None:
+                    shown(record)
+        except KeyboardInterrupt:
+            result.error = Interrupted(
+                f"Stopped during a tool call; the calls so far are in {request.out}.tool_calls."
+            )
+            result.interrupted = True
+            break
+        except ToolLoopError as exc:
+            result.error = exc
+            break
+    result.tool_calls = records
+    return result, exchanged
+
+
+def _run(tools: dict[str, Any], call: Any, ask: Ask | None) -> ToolCallRecord:
+    if ask is not None and call.name in tools:
+        pending = ToolCallRecord(call.name, call.arguments, call_id=call.call_id)
+        if not ask(pending):
+            pending.error = "Error: the user declined this call."
+            return pending
+    return run_call(tools, call.name, call.arguments, call.call_id)
