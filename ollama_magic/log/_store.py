@@ -41,6 +41,8 @@ from ._schema import FTS_SCHEMA, SCHEMA, SCHEMA_VERSION
 FILE_NAME = "log.sqlite3"
 #: How long a write waits for another process's transaction (they last milliseconds).
 BUSY_TIMEOUT = 2.0
+#: A flush waits less: the answer is streaming, and a missed flush is retried a second later.
+FLUSH_WAIT = 0.25
 _OFF_WORDS = frozenset({"off", "0", "false", "no"})
 
 
@@ -186,10 +188,21 @@ class AnswerLog:
         return row is not None
 
     @contextlib.contextmanager
-    def _transaction(self, connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        """One short write transaction, taking the write lock at once (no upgrade deadlock)."""
+    def _transaction(
+        self, connection: sqlite3.Connection, *, wait: float = BUSY_TIMEOUT
+    ) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, taking the write lock at once (no upgrade deadlock).
+
+        ``wait``: how long to wait for another process's write lock.
+        """
         with self._lock:
-            connection.execute("BEGIN IMMEDIATE")
+            if wait != BUSY_TIMEOUT:
+                connection.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            finally:
+                if wait != BUSY_TIMEOUT:
+                    connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
             try:
                 yield connection
             except BaseException:
@@ -198,10 +211,12 @@ class AnswerLog:
                 raise
             connection.execute("COMMIT")
 
-    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    def _write(
+        self, *, wait: float = BUSY_TIMEOUT
+    ) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         connection = self._connect()
         assert connection is not None
-        return self._transaction(connection)
+        return self._transaction(connection, wait=wait)
 
     def _fail(self, exc: BaseException) -> None:
         """Turn the log off for this session and say so once, in one line."""
@@ -514,7 +529,7 @@ class LogEntry:
         if not new_answer and not new_thinking:
             return
         try:
-            with log._write() as db:
+            with log._write(wait=FLUSH_WAIT) as db:
                 db.execute(
                     "INSERT INTO chunks (answer_id, text, thinking)"
                     " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM answers WHERE id = ?)",
