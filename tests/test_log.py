@@ -347,6 +347,20 @@ def test_records_table_escapes_untrusted_text(home: Path) -> None:
     )
 
 
+def test_a_long_list_shows_a_short_table(home: Path) -> None:
+    log = AnswerLog(home, enabled=True)
+    for i in range(55):
+        entry = log.begin(body(f"question {i}"), backend="o", host="h", digest=None, **WHERE)
+        assert entry is not None
+        entry.end(OllamaResponse(f"answer {i}", model="m", done_reason="stop"))
+    records = log.search(n=100)
+    assert len(records) == 55 and records[0].prompt == "question 54"
+    table = records._repr_markdown_()
+    assert "| question 4 |" not in table and "| question 5 |" in table
+    assert table.endswith("… and 5 older (all of them are in this list).")
+    assert repr(records).endswith("… and 5 older (all of them are in this list).")
+
+
 def test_replay_through_the_streaming_loop(home: Path, server: FakeOllama) -> None:
     log = AnswerLog(home, enabled=True)
     request = body(model="qwen3:8b", think=True)

@@ -298,3 +298,25 @@ def test_a_full_disk_turns_the_log_off_with_one_warning(tmp_path: Path) -> None:
     [record] = AnswerLog(tmp_path).search()
     assert record.text.startswith("before the disk filled ")
     assert record.status == "lost"  # the writer is gone and never ended it
+
+
+def test_a_forked_child_writes_as_itself(tmp_path: Path) -> None:
+    log = AnswerLog(tmp_path, enabled=True)
+    parent = log.begin(BODY, digest="d", **WHERE)
+    assert parent is not None
+    pid = os.fork()
+    if pid == 0:  # the child: its own connection, its own pid in the record, then it dies
+        code = 1
+        try:
+            child = log.begin(BODY, digest="d", **WHERE)
+            if child is not None:
+                child.flush(b"from the child", b"")
+                code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    parent.flush(b"from the parent", b"")
+    child_record, parent_record = log.search()
+    assert (child_record.text, child_record.status) == ("from the child", "lost")
+    assert (parent_record.text, parent_record.status) == ("from the parent", "streaming")

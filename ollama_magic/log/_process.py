@@ -35,10 +35,13 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
     return (fields[0], fields[19]) if len(fields) > 19 else None
 
 
-@cache
 def this_writer() -> Writer:
-    """This process, as recorded in the records it writes."""
-    pid = os.getpid()
+    """This process, as recorded in the records it writes (a forked child is a new writer)."""
+    return _writer(os.getpid())
+
+
+@cache
+def _writer(pid: int) -> Writer:
     stat = _proc_stat(pid) if sys.platform.startswith("linux") else None
     return Writer(pid, stat[1] if stat else None, socket.gethostname())
 

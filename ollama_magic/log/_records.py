@@ -15,6 +15,8 @@ from ..markdown import safe_markdown
 
 #: What a record's status can be. ``lost``: it says ``streaming`` but its writer is gone.
 STATUSES = ("streaming", "complete", "interrupted", "failed", "lost")
+#: Rows a table shows; the list itself holds every record found.
+SHOWN = 50
 
 
 @dataclass
@@ -74,8 +76,12 @@ class Records(list[Record]):
                 _start(r.prompt, 40),
                 _start(r.text or r.thinking, 60),
             ]
-            for r in self
+            for r in self[:SHOWN]
         ]
+
+    def _more(self) -> str:
+        hidden = len(self) - SHOWN
+        return f"… and {hidden} older (all of them are in this list)." if hidden > 0 else ""
 
     def _repr_markdown_(self) -> str:
         lines = [_cell(self.note), ""] if self.note else []
@@ -84,6 +90,8 @@ class Records(list[Record]):
         lines.append("| # | time | model | status | prompt | answer |")
         lines.append("|---:|---|---|---|---|---|")
         lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in self._rows()]
+        if self._more():
+            lines += ["", self._more()]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -97,6 +105,8 @@ class Records(list[Record]):
             cells = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
             cells[0] = row[0].rjust(widths[0])
             lines.append("  ".join(cells).rstrip())
+        if self._more():
+            lines.append(self._more())
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:

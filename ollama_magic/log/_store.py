@@ -120,6 +120,7 @@ class AnswerLog:
         self.failure: str | None = None
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
+        self._pid = os.getpid()
         self._fts = False
 
     # -- opening ---------------------------------------------------------------------------
@@ -127,6 +128,9 @@ class AnswerLog:
     def _connect(self, *, create: bool = True) -> sqlite3.Connection | None:
         """The open connection; creates folder, file and tables on first use."""
         with self._lock:
+            if self._pid != os.getpid():
+                # A forked child must not use its parent's connection (nor close it).
+                self._connection, self._pid = None, os.getpid()
             if self._connection is None:
                 self._connection = self._open(create)
             return self._connection
@@ -224,14 +228,19 @@ class AnswerLog:
             if self.failure is not None:
                 return
             reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            reason = " ".join(reason.split())
             self.failure = reason
-            if self._connection is not None:
+            if self._connection is not None and self._pid == os.getpid():
                 with contextlib.suppress(sqlite3.Error):
                     self._connection.close()
-                self._connection = None
+            self._connection = None
+        if _is_busy(exc):
+            advice = "another program holds it locked; close that, or set OLLAMA_MAGIC_LOG=off."
+        else:
+            advice = "fix or remove that file, or set OLLAMA_MAGIC_LOG=off."
         print(
             f"ollama_magic: the answer log is off for this session ({reason}: {self.path}); "
-            "answers are not affected. Fix or remove that file, or set OLLAMA_MAGIC_LOG=off.",
+            f"answers are not affected. To log again, {advice}",
             file=sys.stderr,
             flush=True,
         )
