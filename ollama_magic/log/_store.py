@@ -9,7 +9,8 @@ flush, and readers call it ``lost`` once the process is gone.
 
 Full-text search uses SQLite's FTS5 over prompt and answer. Where the ``sqlite3`` module was
 built without FTS5 the log still works and searching falls back to ``LIKE`` (slower, and
-without word stemming or prefix matching of tokens).
+matching substrings rather than word prefixes). A file whose index was made by a build with
+FTS5 cannot be written by one without it: that log turns off with its one-line warning.
 
 A log must never fail an answer: every error while writing or looking up (full disk, read-only
 folder, locked or corrupt file) prints one line on stderr and turns this log off.
@@ -200,6 +201,8 @@ class AnswerLog:
         ``wait``: how long to wait for another process's write lock.
         """
         with self._lock:
+            if connection.in_transaction:  # left open by an interrupt at the wrong moment
+                connection.execute("ROLLBACK")
             if wait != BUSY_TIMEOUT:
                 connection.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
             try:
@@ -227,7 +230,12 @@ class AnswerLog:
         with self._lock:
             if self.failure is not None:
                 return
-            reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            reason = (
+                getattr(exc, "message", None)
+                or (exc.strerror if isinstance(exc, OSError) else None)
+                or str(exc)
+                or type(exc).__name__
+            )
             reason = " ".join(reason.split())
             self.failure = reason
             if self._connection is not None and self._pid == os.getpid():
@@ -235,15 +243,19 @@ class AnswerLog:
                     self._connection.close()
             self._connection = None
         if _is_busy(exc):
-            advice = "another program holds it locked; close that, or set OLLAMA_MAGIC_LOG=off."
+            advice = "Close the program that holds it locked to log again"
         else:
-            advice = "fix or remove that file, or set OLLAMA_MAGIC_LOG=off."
+            advice = "Fix or remove that file to log again"
         print(
             f"ollama_magic: the answer log is off for this session ({reason}: {self.path}); "
-            f"answers are not affected. To log again, {advice}",
+            f"answers are not affected. {advice}, or set OLLAMA_MAGIC_LOG=off.",
             file=sys.stderr,
             flush=True,
         )
+
+    def __repr__(self) -> str:
+        state = "on" if self.active else ("off" if self.failure is None else "failed")
+        return f"<AnswerLog {self.path} ({state})>"
 
     @property
     def active(self) -> bool:
