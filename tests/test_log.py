@@ -255,6 +255,7 @@ def test_images_are_hashed_and_key_like_fields_dropped(home: Path) -> None:
         assert entry is not None
         entry.end(OllamaResponse("ok", model="llama3.2", done_reason="stop", request=request))
         [record] = log.search()
+    assert request["messages"][0]["images"] == [image]  # the body that is sent is untouched
     assert record.request["messages"][0]["images"][0].startswith("sha256:")
     assert "api_key" not in record.request and record.request["options"] == {"seed": 1}
     stored = b"".join(p.read_bytes() for p in home.iterdir())
