@@ -18,7 +18,7 @@ from typing import Any
 from IPython.core.error import StdinNotImplementedError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Dict, Enum, Float, List, Unicode
+from traitlets import Bool, Dict, Enum, Float, List, Unicode
 
 from .backends import DEFAULT_TIMEOUT, make_backend
 from .cmdline import split_arguments, split_line_prompt
@@ -33,6 +33,7 @@ from .errors import (
 )
 from .jobs import BackgroundJob, run_compare, run_map, run_single
 from .local import default_local_model
+from .log import AnswerLog, log_command
 from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
 from .prompt import dry_run_markdown
 from .request import (
@@ -45,12 +46,12 @@ from .request import (
     resolve_base_url,
 )
 from .result import OllamaResponse
-from .stream import CancelToken
+from .stream import CancelToken, Journal
 from .tools import ToolCallRecord
 from .view import choose_compare_view, choose_map_view, choose_view
 
 #: The settings ``%ollama config`` reports, in this order.
-SETTINGS = ("model", "host", "hosts", "api", "out", "timeout", "options", "chat")
+SETTINGS = ("model", "host", "hosts", "api", "out", "timeout", "options", "chat", "log", "cache")
 
 
 @magics_class
@@ -78,6 +79,15 @@ class OllamaMagics(Magics):
     chat = Unicode(
         "", help="Conversation every cell joins unless it says --chat NAME or --no-chat."
     ).tag(config=True)
+    log = Bool(
+        True,
+        help="Write every answer to the answer log while it streams (%ollama log searches it); "
+        "False, or OLLAMA_MAGIC_LOG=off, turns it off.",
+    ).tag(config=True)
+    cache = Bool(
+        False,
+        help="Replay an identical earlier complete answer from the log instead of asking again.",
+    ).tag(config=True)
     api = Enum(
         ("auto", "ollama", "openai"),
         default_value="auto",
@@ -89,6 +99,26 @@ class OllamaMagics(Magics):
         super().__init__(shell, **kwargs)
         self._backends: dict[tuple[str, str, str, float], Any] = {}
         self.conversations = Conversations()
+        self._answer_log: AnswerLog | None = None
+
+    def _log(self) -> AnswerLog:
+        """The answer log, opened lazily; ``%config OllamaMagics.log = False`` wins over the
+        environment, and a change of the setting takes effect at the next cell."""
+        enabled = None if self.log else False
+        if self._answer_log is None or self._answer_log_enabled != enabled:
+            self._answer_log = AnswerLog(enabled=enabled)
+            self._answer_log_enabled = enabled
+        return self._answer_log
+
+    def _journal(self, request: ChatRequest) -> Journal:
+        kernel = getattr(self._ip, "kernel", None)
+        session = getattr(getattr(kernel, "session", None), "session", "")
+        return Journal(
+            log=self._log(),
+            replay=request.cache,
+            kernel=f"{session or 'ipython'} pid {os.getpid()}",
+            cell=request.cell_key,
+        )
 
     @property
     def _ip(self) -> Any:
@@ -221,6 +251,11 @@ class OllamaMagics(Magics):
         help="With --tools: end a model that keeps calling after N rounds (default 8).",
     )
     @argument("--confirm", action="store_true", help="With --tools: ask before each call.")
+    @argument(
+        "--cache",
+        action="store_true",
+        help="Replay an identical earlier complete answer from the answer log, if there is one.",
+    )
     @argument("--no-interpolate", action="store_true", help="Send the prompt exactly as typed.")
     @argument("--dry-run", action="store_true", help="Show the request (and curl); send nothing.")
     @argument("--trace", action="store_true", help="Also show the raw stream lines as they come.")
@@ -293,6 +328,7 @@ class OllamaMagics(Magics):
             "history": self._history,
             "reset": self._reset,
             "config": self._show_config,
+            "log": lambda ctx, argv: log_command(self._log())(ctx, argv),
         }
 
     def _line_magic(self, line: str) -> Any:
@@ -399,6 +435,7 @@ class OllamaMagics(Magics):
             options=dict(self.options),
             chat=self.chat,
             api=self.api,
+            cache=self.cache,
             hosts=tuple(self.hosts),
         )
 
@@ -494,6 +531,7 @@ class OllamaMagics(Magics):
     def _mode(self, request: ChatRequest) -> Callable[[CancelToken | None], Any]:
         """The work for the request's mode, as one call that a worker thread can run."""
         shell, namespace = self._ip, self._ip.user_ns
+        journal = self._journal(request)
         if request.compare:
             backends = [self._backend_for(request, model) for model in request.models]
             models = list(request.models)
@@ -503,6 +541,7 @@ class OllamaMagics(Magics):
                 choose_compare_view(shell, models, request.quiet),
                 namespace,
                 cancel,
+                journal,
             )
         if request.map_name is not None:
             total = len(request.map_prompts)
@@ -511,7 +550,12 @@ class OllamaMagics(Magics):
                 for url in request.base_urls
             ]
             return lambda cancel: run_map(
-                pool, request, choose_map_view(shell, total, request.quiet), namespace, cancel
+                pool,
+                request,
+                choose_map_view(shell, total, request.quiet),
+                namespace,
+                cancel,
+                journal,
             )
         backend = self._backend_for(request, request.model)
         return lambda cancel: run_single(
@@ -521,6 +565,7 @@ class OllamaMagics(Magics):
             namespace,
             self.conversations,
             cancel,
+            journal,
             ask=confirm_call if request.confirm else None,
         )
 

@@ -38,6 +38,7 @@ class Defaults:
     api: str = "auto"
     #: A pool of servers (``%config OllamaMagics.hosts``): ``--map`` spreads items over them.
     hosts: Sequence[str] = ()
+    cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class ChatRequest:
     #: Notebook names that ``{name}`` filled into the prompt, in the order first seen.
     filled_in: tuple[str, ...] = ()
     #: ``--tools``: the notebook functions the model may call, and the limits of the loop.
+    #: ``--cache``: an identical earlier complete answer is replayed from the log.
+    cache: bool = False
     tools: tuple[Tool, ...] = ()
     max_tool_rounds: int = 8
     confirm: bool = False
@@ -310,5 +313,6 @@ def build_request(
         tools=tuple(resolve_tools(args.tools, namespace)) if args.tools else (),
         max_tool_rounds=args.max_tool_rounds or 8,
         confirm=args.confirm,
+        cache=args.cache or defaults.cache,
         notes=tuple(f"Warning: {note}" for note in check_option_names(options)),
     )

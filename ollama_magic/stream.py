@@ -46,6 +46,9 @@ class NullSink:
     def trace(self, line: bytes, at: float) -> None:
         pass
 
+    def note(self, text: str) -> None:
+        pass
+
 
 class CancelToken:
     """Stops answers from another thread: ``.cancel()`` hangs up every stream it watches.
@@ -134,6 +137,11 @@ def stream_answer(
             )
             if replayed is not None:
                 source = _Replay(backend, replayed)
+                started = replayed.started.strftime("%Y-%m-%d %H:%M")
+                say = getattr(sink, "note", None) or print
+                say(
+                    f"Replayed from the answer log: the answer of {started} (record {replayed.id})."
+                )
         if replayed is None:
             entry = journal.log.begin(
                 body,

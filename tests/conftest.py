@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +13,10 @@ from IPython.core.interactiveshell import InteractiveShell
 from ollama_magic.testing import FakeOllama
 
 MODELS = ("llama3.2", "qwen3:8b")
+
+# Answers are logged while they stream: the tests (and the kernels they start, which inherit
+# the environment) write to a folder of their own, never to the user's log.
+os.environ["OLLAMA_MAGIC_HOME"] = tempfile.mkdtemp(prefix="ollama-magic-tests-")
 THINKING = ("qwen3:8b",)
 
 

@@ -33,9 +33,7 @@ def test_ruff_format_is_clean():
 
 
 def test_mypy_is_clean():
-    proc = subprocess.run(
-        [sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
