@@ -284,5 +284,6 @@ def offer_code(shell: Any, answer: str, out_name: str = "ollama_response") -> Co
         )
         return CodeOffer(code, check, False, note)
     insert_code(shell, code)
-    note = f"The code is in a new cell below (and in {where}): read it before running it."
+    place = "a new cell below" if getattr(shell, "kernel", None) is not None else "the next prompt"
+    note = f"The code is in {place} (and in {where}): read it before running it."
     return CodeOffer(code, check, True, note)

@@ -166,7 +166,9 @@ def last_error(shell: Any) -> ErrorReport | None:
     log = _LOGS.get(shell)
     if log is not None and log.last is not None:
         return log.last
-    exc = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    exc = getattr(sys, "last_exc", None)  # Python 3.12+
+    if exc is None:
+        exc = getattr(sys, "last_value", None)
     if not isinstance(exc, BaseException):
         return None
     cell, count = _source_of(exc, shell)
@@ -275,9 +277,9 @@ def format_traceback(exc: BaseException, shell: Any = None, limit: int = TRACEBA
 
 
 def bound(text: str, limit: int = TRACEBACK_LIMIT) -> str:
-    """``text`` cut in the middle to at most about ``limit`` characters, at line breaks.
+    """``text`` cut in the middle to at most ``limit`` characters, at line breaks.
 
-    >>> print(bound("\\n".join(f"line {i:02}" for i in range(20)), 60))
+    >>> print(bound("\\n".join(f"line {i:02}" for i in range(20)), 100))
     line 00
     line 01
     line 02
@@ -289,9 +291,10 @@ def bound(text: str, limit: int = TRACEBACK_LIMIT) -> str:
     """
     if len(text) <= limit:
         return text
-    head_size = limit * 2 // 5
+    room = max(limit - 40, 0)  # what the marker line leaves
+    head_size = room * 2 // 5
     head = text[:head_size]
-    tail = text[len(text) - (limit - head_size) :]
+    tail = text[len(text) - (room - head_size) :]
     if "\n" in head:
         head = head[: head.rindex("\n")]
     if "\n" in tail:
@@ -359,7 +362,7 @@ def _library_roots() -> tuple[str, ...]:
     user_site = getattr(site, "getusersitepackages", lambda: None)()
     if user_site:
         roots.add(user_site)
-    normal = {os.path.join(os.path.realpath(root), "") for root in roots if root}
+    normal = {os.path.normcase(os.path.join(os.path.realpath(r), "")) for r in roots if r}
     return tuple(sorted(normal, key=len, reverse=True))  # site-packages before the stdlib
 
 
@@ -369,14 +372,14 @@ _LIBRARY_ROOTS = _library_roots()
 def _is_library(filename: str) -> bool:
     if filename.startswith("<"):
         return True  # <frozen ...>, <string>, code compiled by a library
-    return os.path.realpath(filename).startswith(_LIBRARY_ROOTS)
+    return os.path.normcase(os.path.realpath(filename)).startswith(_LIBRARY_ROOTS)
 
 
 def _short_path(filename: str) -> str:
-    real = os.path.realpath(filename) if not filename.startswith("<") else filename
+    real = os.path.realpath(filename)
     for root in _LIBRARY_ROOTS:
-        if real.startswith(root):
-            return real[len(root) :]
+        if os.path.normcase(real).startswith(root):
+            return real[len(root) :].replace(os.sep, "/")
     return filename
 
 

@@ -176,7 +176,9 @@ def test_offer_in_terminal_ipython_prefills_the_next_prompt():
     )
     assert offer.inserted and offer.code == "x = 1 / 2"
     assert shell.rl_next_input == "x = 1 / 2"
-    assert "new cell below" in offer.note
+    assert offer.note == (
+        "The code is in the next prompt (and in ollama_response.code): read it before running it."
+    )
 
 
 def test_code_that_does_not_parse_is_kept_but_not_inserted():

@@ -188,6 +188,17 @@ def test_chained_exceptions_are_shown_oldest_first_with_the_link_between(ip, mod
     assert report.message == "port is not configured"
 
 
+def test_an_error_while_handling_another_shows_both(ip, mode):
+    run(ip, "try:\n    int('x')\nexcept ValueError:\n    undefined_name")
+    report = last_error(ip)
+    assert report is not None
+    first, link, second = report.traceback.split("\n\n")
+    assert first.endswith("ValueError: invalid literal for int() with base 10: 'x'")
+    assert link == "During handling of the above exception, another exception occurred:"
+    assert second.endswith("NameError: name 'undefined_name' is not defined")
+    assert report.error_type == "NameError"
+
+
 def test_errors_of_ollama_magic_itself_never_hide_the_users_error(shell, server):
     """The cell that raised, then a failing %%ollama cell and a %ollama fix: still the first."""
     for name in ("last_type", "last_value", "last_traceback"):
