@@ -130,7 +130,9 @@ class ErrorLog:
     def record(self, result: Any) -> None:
         """``post_run_cell`` callback; ``result`` is IPython's ``ExecutionResult``."""
         try:
-            exc = result.error_in_exec or result.error_before_exec
+            exc = result.error_in_exec
+            if exc is None:
+                exc = result.error_before_exec
             if exc is None:
                 return
             cell = result.info.raw_cell if result.info is not None else None
@@ -314,7 +316,16 @@ def _format_one(exc: BaseException, cells: dict[str, int]) -> str:
     if frames:
         lines.append("Traceback (most recent call last):")
     run: list[str] = []
-    for frame in frames:
+    repeated = 0
+    for index, frame in enumerate(frames):
+        if index >= 3 and all(_same(frame, frames[index - k]) for k in (1, 2, 3)):
+            repeated += 1  # deep recursion: Python also shows three and counts the rest
+            continue
+        if repeated:
+            lines.extend(_summarise_run(run))
+            run = []
+            lines.append(f"  [Previous line repeated {repeated} more times]")
+            repeated = 0
         if frame.filename in cells or not _is_library(frame.filename):
             lines.extend(_summarise_run(run))
             run = []
@@ -331,6 +342,8 @@ def _format_one(exc: BaseException, cells: dict[str, int]) -> str:
                 f'  File "{_short_path(frame.filename)}", line {frame.lineno}, in {frame.name}'
             )
     lines.extend(_summarise_run(run))
+    if repeated:
+        lines.append(f"  [Previous line repeated {repeated} more times]")
     try:
         last = "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
     except Exception:  # a broken __str__ still gets a line
@@ -339,6 +352,10 @@ def _format_one(exc: BaseException, cells: dict[str, int]) -> str:
         last = last.replace(f'File "{exc.filename}"', f"Cell In[{cells[exc.filename]}]")
     lines.append(last)
     return "\n".join(lines)
+
+
+def _same(one: traceback.FrameSummary, other: traceback.FrameSummary) -> bool:
+    return (one.filename, one.lineno, one.name) == (other.filename, other.lineno, other.name)
 
 
 def _summarise_run(run: list[str]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,15 +159,42 @@ def test_a_long_run_of_library_frames_becomes_one_line(ip, mode):
 
 
 def test_a_very_long_traceback_keeps_its_head_and_tail_within_the_limit(ip, mode):
-    run(ip, "def down(n):\n    return down(n - 1) if n else 1 / 0\n\ndown(600)")
+    run(
+        ip,
+        "def ping(n):\n    return pong(n)\n\n"
+        "def pong(n):\n    return ping(n - 1) if n else 1 / 0\n\nping(300)",
+    )
     report = last_error(ip)
     assert report is not None
     assert len(report.traceback) <= TRACEBACK_LIMIT
     assert report.traceback.startswith("Traceback (most recent call last):\n  Cell In[")
     assert report.traceback.endswith(
-        "    return down(n - 1) if n else 1 / 0\nZeroDivisionError: division by zero"
+        "    return ping(n - 1) if n else 1 / 0\nZeroDivisionError: division by zero"
     )
     assert re.search(r"\n\[… [\d,]+ characters cut …\]\n", report.traceback)
+
+
+def test_deep_recursion_shows_three_calls_and_counts_the_rest(ip, mode):
+    mode_before = ip.InteractiveTB.mode
+    ip.InteractiveTB.set_mode("Plain")  # IPython's own rich traceback takes seconds here
+    try:
+        n = run(ip, "import sys\ndef f(k):\n    return f(k + 1)\nf(0)")
+    finally:
+        ip.InteractiveTB.set_mode(mode_before)
+    report = last_error(ip)
+    assert report is not None
+    depth = len(traceback.extract_tb(sys.last_value.__traceback__)) - 2  # run_code, <module>
+    call = [f"  Cell In[{n}], line 3, in f", "    return f(k + 1)"]
+    assert report.traceback == "\n".join(
+        [
+            "Traceback (most recent call last):",
+            f"  Cell In[{n}], line 4, in <module>",
+            "    f(0)",
+            *call * 3,
+            f"  [Previous line repeated {depth - 3} more times]",
+            "RecursionError: maximum recursion depth exceeded",
+        ]
+    )
 
 
 def test_chained_exceptions_are_shown_oldest_first_with_the_link_between(ip, mode):
