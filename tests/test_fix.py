@@ -40,7 +40,10 @@ def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
         monkeypatch.delattr(sys, name, raising=False)
     shell.last_execution_result = None
     unwatch_errors(shell)
+    mode = shell.InteractiveTB.mode
+    shell.InteractiveTB.set_mode("Plain")  # IPython's own rich tracebacks of deep stacks are slow
     yield shell
+    shell.InteractiveTB.set_mode(mode)
     unwatch_errors(shell)
 
 
@@ -175,12 +178,7 @@ def test_a_very_long_traceback_keeps_its_head_and_tail_within_the_limit(ip, mode
 
 
 def test_deep_recursion_shows_three_calls_and_counts_the_rest(ip, mode):
-    mode_before = ip.InteractiveTB.mode
-    ip.InteractiveTB.set_mode("Plain")  # IPython's own rich traceback takes seconds here
-    try:
-        n = run(ip, "import sys\ndef f(k):\n    return f(k + 1)\nf(0)")
-    finally:
-        ip.InteractiveTB.set_mode(mode_before)
+    n = run(ip, "import sys\ndef f(k):\n    return f(k + 1)\nf(0)")
     report = last_error(ip)
     assert report is not None
     depth = len(traceback.extract_tb(sys.last_value.__traceback__)) - 2  # run_code, <module>
