@@ -19,6 +19,7 @@ def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%ollama`` (called by ``%load_ext ollama_magic``)."""
     from .cmdline import keep_question_marks
     from .completion import install
+    from .fix import watch_errors
     from .magics import OllamaMagics
 
     ipython.register_magics(OllamaMagics)
@@ -26,13 +27,16 @@ def load_ipython_extension(ipython: Any) -> None:
         ipython.input_transformers_cleanup.append(keep_question_marks)
     magics = ipython.magics_manager.registry["OllamaMagics"]
     install(ipython, lambda: magics._context().client, subcommands=magics._subcommands)
+    watch_errors(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the tab completion hook (IPython keeps the magics registered)."""
     from .cmdline import keep_question_marks
     from .completion import uninstall
+    from .fix import unwatch_errors
 
     uninstall(ipython)
+    unwatch_errors(ipython)
     if keep_question_marks in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.remove(keep_question_marks)

@@ -22,6 +22,7 @@ from traitlets import Bool, Dict, Enum, Float, List, Unicode
 
 from .backends import DEFAULT_TIMEOUT, make_backend
 from .cmdline import split_arguments, split_line_prompt
+from .coding import offer_code
 from .commands import CommandContext, Subcommand
 from .conversation import Conversation, Conversations
 from .errors import (
@@ -30,6 +31,13 @@ from .errors import (
     OllamaMagicError,
     OllamaUsageError,
     ToolLoopError,
+)
+from .fix import (
+    DEFAULT_EXPLAIN_PROMPT,
+    DEFAULT_FIX_PROMPT,
+    explain_prompt,
+    fix_prompt,
+    require_last_error,
 )
 from .jobs import BackgroundJob, run_compare, run_map, run_single
 from .local import default_local_model
@@ -93,6 +101,14 @@ class OllamaMagics(Magics):
         default_value="auto",
         help="Server API: 'ollama', 'openai' (/v1/chat/completions) or 'auto' (OpenAI when the "
         "URL ends in /v1). Models named local:NAME always run inside the kernel.",
+    ).tag(config=True)
+    fix_prompt = Unicode(
+        DEFAULT_FIX_PROMPT,
+        help="Request of %ollama fix; {cell}, {traceback}, {error}, {error_type}, {message} and "
+        "{where} are filled in.",
+    ).tag(config=True)
+    explain_prompt = Unicode(
+        DEFAULT_EXPLAIN_PROMPT, help="Request of %ollama explain (the same fields as fix_prompt)."
     ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
@@ -264,6 +280,11 @@ class OllamaMagics(Magics):
         choices=("auto", "ollama", "openai"),
         help="Server API (default auto: OpenAI-compatible when the URL ends in /v1).",
     )
+    @argument(
+        "--code",
+        action="store_true",
+        help="Offer the answer's Python code as a new cell below (also in NAME.code).",
+    )
     @argument("-q", "--quiet", action="store_true", help="Show nothing; only set the variable.")
     @line_cell_magic
     def ollama(self, line: str, cell: str | None = None) -> Any:
@@ -329,6 +350,8 @@ class OllamaMagics(Magics):
             "reset": self._reset,
             "config": self._show_config,
             "log": lambda ctx, argv: log_command(self._log())(ctx, argv),
+            "fix": self._fix,
+            "explain": self._explain,
         }
 
     def _line_magic(self, line: str) -> Any:
@@ -390,6 +413,24 @@ class OllamaMagics(Magics):
         dropped = self.conversations.pop(name, None)
         count = len(dropped.exchanges) if dropped else 0
         print(f"Conversation {name!r} reset ({count} exchange(s) forgotten).")
+
+    def _fix(self, ctx: CommandContext, argv: list[str]) -> None:
+        """``%ollama fix [MODEL] [options]``: a corrected last failing cell, as a new cell."""
+        report = require_last_error(self._ip, "fix")
+        self._ask_about_error(argv, fix_prompt(report, self.fix_prompt), code=True)
+
+    def _explain(self, ctx: CommandContext, argv: list[str]) -> None:
+        """``%ollama explain [MODEL] [options]``: the last error, in plain words."""
+        report = require_last_error(self._ip, "explain")
+        self._ask_about_error(argv, explain_prompt(report, self.explain_prompt), code=False)
+
+    def _ask_about_error(self, argv: list[str], prompt: str, code: bool) -> None:
+        args = self._parse_args(argv)
+        args.no_interpolate = True  # the cell and traceback are sent as they are
+        args.code = args.code or code
+        if args.chat is None:
+            args.no_chat = True
+        self._ask(args, prompt)
 
     def _conversation_name(self, argv: list[str], command: str) -> str:
         if len(argv) > 1:
@@ -558,16 +599,25 @@ class OllamaMagics(Magics):
                 journal,
             )
         backend = self._backend_for(request, request.model)
-        return lambda cancel: run_single(
-            backend,
-            request,
-            choose_view(shell, request.model, request.quiet, trace=request.trace),
-            namespace,
-            self.conversations,
-            cancel,
-            journal,
-            ask=confirm_call if request.confirm else None,
-        )
+
+        def single(cancel: CancelToken | None) -> OllamaResponse:
+            result = run_single(
+                backend,
+                request,
+                choose_view(shell, request.model, request.quiet, trace=request.trace),
+                namespace,
+                self.conversations,
+                cancel,
+                journal,
+                ask=confirm_call if request.confirm else None,
+            )
+            if request.code:
+                offer = offer_code(shell, result, request.out)
+                result.code = offer.code
+                print(offer.note, file=sys.stdout if offer.inserted else sys.stderr)
+            return result
+
+        return single
 
     def _show_dry_run(self, request: ChatRequest) -> None:
         """The exact request(s) the cell would send, for each model (the first item of --map)."""

@@ -80,6 +80,8 @@ class ChatRequest:
     confirm: bool = False
     #: One-line warnings for the user (option names the server does not read, ...).
     notes: tuple[str, ...] = ()
+    #: ``--code``: offer the answer's Python code as the next cell.
+    code: bool = False
 
     @property
     def model(self) -> str:
@@ -189,6 +191,12 @@ def check_modes(args: Any, models: Sequence[str], chat_name: str | None) -> None
         )
     if args.max_tool_rounds is not None and args.max_tool_rounds < 1:
         raise OllamaUsageError("--max-tool-rounds must be at least 1.")
+    if args.code and (compare or args.map or args.bg):
+        extra = "comparing models" if compare else ("--map" if args.map else "--bg")
+        raise OllamaUsageError(
+            f"--code offers one answer's code as the next cell, which {extra} cannot do; "
+            "ask one model in the foreground."
+        )
     if args.dry_run and (args.bg or args.pull):
         extra = "--bg" if args.bg else "--pull"
         raise OllamaUsageError(f"--dry-run sends nothing, so {extra} has nothing to do; drop one.")
@@ -315,4 +323,5 @@ def build_request(
         confirm=args.confirm,
         cache=args.cache or defaults.cache,
         notes=tuple(f"Warning: {note}" for note in check_option_names(options)),
+        code=args.code,
     )

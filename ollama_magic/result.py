@@ -21,8 +21,9 @@ class OllamaResponse(str):
     (what produced the answer: model digest, options, seed, system prompt, host, timings,
     ollama_magic's version; also saved in the notebook output's metadata) and ``trace`` (the
     raw stream lines with their arrival times, with ``--trace``), ``tool_calls`` (with
-    ``--tools``: each call's name, arguments, result or error and seconds) and
-    ``requested_calls`` (the calls the model asked for in its last turn).
+    ``--tools``: each call's name, arguments, result or error and seconds),
+    ``requested_calls`` (the calls the model asked for in its last turn) and ``code`` (the
+    answer's Python code, with ``--code`` and ``%ollama fix``).
 
     >>> r = OllamaResponse("Hi", model="llama3.2")
     >>> r.upper(), r.model, r.complete
@@ -41,6 +42,7 @@ class OllamaResponse(str):
     trace: list[str]
     tool_calls: list[Any]
     requested_calls: list[Any]
+    code: str | None
 
     def __new__(
         cls,
@@ -69,6 +71,7 @@ class OllamaResponse(str):
         self.trace = []
         self.tool_calls = []
         self.requested_calls = []
+        self.code = None
         return self
 
     @property
