@@ -83,10 +83,10 @@ with _Pool({len(hosts) * CONCURRENCY}) as _pool:
 """
 
 
-def magic_cell(hosts: Sequence[str]) -> str:
+def magic_cell(hosts: Sequence[str], extra: str = "") -> str:
     return (
         f"%%ollama {MODEL} --map items --host {','.join(hosts)} --concurrency {CONCURRENCY} "
-        f"-o bench_answer\n{PROMPT}"
+        f"-o bench_answer{extra}\n{PROMPT}"
     )
 
 
@@ -111,7 +111,9 @@ def check_answers(kernel: BenchKernel, items: int) -> int:
     )
 
 
-def measure(kernel: BenchKernel, hosts: Sequence[str], items: int, repeat: int) -> dict[str, Any]:
+def measure(
+    kernel: BenchKernel, hosts: Sequence[str], items: int, repeat: int, extra: str = ""
+) -> dict[str, Any]:
     kernel.execute(f"items = [f'review {{i}}' for i in range({items})]")
     walls: dict[str, list[float]] = {"floor": [], "map": []}
     cpus: dict[str, list[float]] = {"floor": [], "map": []}
@@ -120,7 +122,7 @@ def measure(kernel: BenchKernel, hosts: Sequence[str], items: int, repeat: int) 
         order = ["floor", "map"] if rep % 2 == 0 else ["map", "floor"]
         for case in order:
             before = kernel.reset_peak_rss()
-            code = floor_cell(hosts, items) if case == "floor" else magic_cell(hosts)
+            code = floor_cell(hosts, items) if case == "floor" else magic_cell(hosts, extra)
             run = kernel.execute(code, timeout=1800)
             if run.status != "ok":
                 raise RuntimeError(f"{case} failed: {run.reply['content']}")
@@ -184,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.map_pool", description=__doc__)
     parser.add_argument("--sizes", default="1000,10000", help="item counts (1000,10000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case and size (3)")
+    parser.add_argument("--quiet", action="store_true", help="measure --map with --quiet")
+    parser.add_argument("--no-log", action="store_true", help="with the answer log off")
     parser.add_argument("--kill-items", type=int, default=1000, help="items of the kill case")
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results", "map.json"))
     args = parser.parse_args(argv)
@@ -192,13 +196,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str, Any] = {"sizes": [], "kill": None}
     with ExitStack() as stack:
         hosts = [stack.enter_context(server_process()) for _ in range(SERVERS)]
-        kernel = stack.enter_context(BenchKernel(env={"OLLAMA_MAGIC_HOME": home}))
+        kernel = stack.enter_context(
+            BenchKernel(
+                env={"OLLAMA_MAGIC_HOME": home, "OLLAMA_MAGIC_LOG": "off" if args.no_log else ""}
+            )
+        )
         kernel.execute("%load_ext ollama_magic")
         kernel.execute("warm = ['a', 'b', 'c', 'd', 'e', 'f']")
         kernel.execute(magic_cell(hosts).replace("--map items", "--map warm"))
         for size in sizes:
             print(f"map over {SERVERS} servers: {size} items …", file=sys.stderr, flush=True)
-            results["sizes"].append(measure(kernel, hosts, size, args.repeat))
+            extra = " --quiet" if args.quiet else ""
+            results["sizes"].append(measure(kernel, hosts, size, args.repeat, extra))
         print(f"one server killed: {args.kill_items} items …", file=sys.stderr, flush=True)
         results["kill"] = kill_case(kernel, args.kill_items)
     os.makedirs(os.path.dirname(args.output), exist_ok=True)

@@ -598,6 +598,7 @@ class LogEntry:
                         self.id,
                     ),
                 )
-                db.execute("DELETE FROM chunks WHERE answer_id = ?", (self.id,))
+                if self._answer_sent or self._thinking_sent:  # the pieces are in the text now
+                    db.execute("DELETE FROM chunks WHERE answer_id = ?", (self.id,))
         except Exception as exc:
             log._fail(exc)
