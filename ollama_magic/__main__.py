@@ -63,7 +63,7 @@ def _rearming_kernel_client_class() -> type:
                 self.socket.get(zmq.EVENTS)
 
     class RearmingKernelClient(AsyncKernelClient):
-        shell_channel_class = Type(RearmingShellChannel)  # type: ignore[arg-type]
+        shell_channel_class = Type(RearmingShellChannel)
 
     return RearmingKernelClient
 
@@ -71,7 +71,7 @@ def _rearming_kernel_client_class() -> type:
 def _make_client_class() -> type:
     from nbclient import NotebookClient
 
-    class EchoingClient(NotebookClient):  # type: ignore[misc]
+    class EchoingClient(NotebookClient):
         """Prints streamed text as it arrives, so a terminal shows the answer live."""
 
         def create_kernel_manager(self) -> Any:

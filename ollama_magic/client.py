@@ -13,7 +13,7 @@ import ipaddress
 import json
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -312,7 +312,7 @@ class OllamaClient(HttpClient):
         self._tags = (now, models)
         return models
 
-    def stream_json(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def stream_json(self, path: str, body: dict[str, Any]) -> Generator[dict[str, Any], None, None]:
         """The objects of any NDJSON endpoint (``/api/pull`` progress, ...), as dicts.
 
         An ``{"error": ...}`` line raises :class:`StreamErrorLine`; closing the generator
@@ -550,7 +550,8 @@ class AnswerStream:
 
     def close(self) -> None:
         """Stop reading and close the connection (Ollama then stops generating)."""
-        self._events.close()
+        if isinstance(self._events, Generator):
+            self._events.close()
         self.response.close()
 
     def abort(self) -> None:

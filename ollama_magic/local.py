@@ -26,7 +26,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,7 @@ DEFAULT_CTX = 4096
 #: Longest answer of an embedded model when num_predict is not given.
 DEFAULT_MAX_TOKENS = 512
 #: Options llama.cpp takes per request under the same names as Ollama.
-_SAMPLING = ("temperature", "top_p", "top_k", "min_p", "typical_p", "seed", "stop")
+_SAMPLING: tuple[str, ...] = ("temperature", "top_p", "top_k", "min_p", "typical_p", "seed", "stop")
 _SAMPLING += ("repeat_penalty", "presence_penalty", "frequency_penalty")
 #: Options that shape the loaded model; a change loads it again.
 _LOAD = ("num_ctx", "num_thread", "num_batch")
@@ -343,7 +343,8 @@ class LocalStream:
     def close(self) -> None:
         """Stop generating (between two tokens) and release the model for the next cell."""
         self._stop.set()
-        self._events.close()
+        if isinstance(self._events, Generator):
+            self._events.close()
 
     def abort(self) -> None:
         """Stop from another thread: the reading thread ends after the current token."""

@@ -8,14 +8,12 @@ views render. This class holds the configuration (``%config OllamaMagics.*``) an
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from IPython.core.error import StdinNotImplementedError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, List, Unicode
@@ -30,7 +28,6 @@ from .errors import (
     OllamaConnectionError,
     OllamaMagicError,
     OllamaUsageError,
-    ToolLoopError,
 )
 from .fix import (
     DEFAULT_EXPLAIN_PROMPT,
@@ -54,8 +51,8 @@ from .request import (
     resolve_base_url,
 )
 from .result import OllamaResponse
+from .shell import cell_key, confirm_call, raw_inputs, show_markdown
 from .stream import CancelToken, Journal
-from .tools import ToolCallRecord
 from .view import choose_compare_view, choose_map_view, choose_view
 
 #: The settings ``%ollama config`` reports, in this order.
@@ -116,6 +113,7 @@ class OllamaMagics(Magics):
         self._backends: dict[tuple[str, str, str, float], Any] = {}
         self.conversations = Conversations()
         self._answer_log: AnswerLog | None = None
+        self._answer_log_enabled: bool | None = None
 
     def _log(self) -> AnswerLog:
         """The answer log, opened lazily; ``%config OllamaMagics.log = False`` wins over the
@@ -455,18 +453,6 @@ class OllamaMagics(Magics):
 
     # -- asking --------------------------------------------------------------------------------
 
-    def _cell_key(self) -> str:
-        """Which cell is running: the front end's cell id when it sends one, else In[n]."""
-        parent = getattr(self.shell, "parent_header", None)
-        kernel = getattr(self.shell, "kernel", None)
-        if not parent and kernel is not None:
-            parent = kernel.get_parent("shell")
-        metadata = (parent or {}).get("metadata") or {}
-        cell_id = metadata.get("cellId") or metadata.get("cell_id")
-        if cell_id:
-            return f"cell:{cell_id}"
-        return f"In[{self._ip.execution_count}]"
-
     def _defaults(self) -> Defaults:
         return Defaults(
             model=self.model,
@@ -491,7 +477,8 @@ class OllamaMagics(Magics):
                 defaults=self._defaults(),
                 namespace=namespace,
                 conversations=self.conversations,
-                cell_key=self._cell_key(),
+                cell_key=cell_key(self._ip),
+                raw_inputs=raw_inputs(self._ip),
                 fallback_model=self._fallback_model,
             )
             if request.dry_run:
@@ -628,25 +615,7 @@ class OllamaMagics(Magics):
         markdown = "\n\n".join(parts)
         if request.map_name is not None:
             markdown += f"\n\n*(the first of {len(request.map_prompts)} requests of --map)*"
-        if getattr(self.shell, "kernel", None) is not None:
-            from IPython.display import display
-
-            display({"text/markdown": markdown, "text/plain": markdown}, raw=True)
-        else:
-            print(markdown)
-
-
-def confirm_call(record: ToolCallRecord) -> bool:
-    """``--confirm``: ask in the front end's input box before a tool runs."""
-    arguments = json.dumps(record.arguments, ensure_ascii=False, default=repr)[:300]
-    try:
-        reply = input(f"Run {record.name}({arguments})? [y/N] ")
-    except (StdinNotImplementedError, EOFError):
-        raise ToolLoopError(
-            "--confirm needs a front end that can ask (JupyterLab, Notebook, VS Code or terminal "
-            "IPython); this one cannot, so no tool ran. Drop --confirm to let the calls run."
-        ) from None
-    return reply.strip().lower() in ("y", "yes")
+        show_markdown(self._ip, markdown)
 
 
 class ConfigReport(list[tuple[str, Any, str]]):

@@ -12,7 +12,7 @@ import re
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -415,7 +415,7 @@ def installed_models(ctx: CommandContext) -> ModelTable:
 def loaded_models(ctx: CommandContext) -> ModelTable:
     """The models in memory right now (``GET /api/ps``)."""
     data = ctx.client.request_json("GET", "/api/ps")
-    keys = ("size", "size_vram", "context_length", "expires_at", "parameter_size")
+    keys: tuple[str, ...] = ("size", "size_vram", "context_length", "expires_at", "parameter_size")
     keys += ("quantization_level", "family", "digest")
     rows = [_row(m, *keys) for m in _models_in(data, ctx, "/api/ps")]
     empty = (
@@ -667,7 +667,7 @@ def pull_model(ctx: CommandContext, name: str) -> None:
     """
     display = _progress_display(ctx, name)
     state = PullState(name)
-    stream: Iterator[dict[str, Any]] | None = None
+    stream: Generator[dict[str, Any], None, None] | None = None
     interval = PROGRESS_INTERVAL
     last_draw = float("-inf")
     try:

@@ -211,7 +211,7 @@ def _think(args: Any) -> bool | str | None:
         raise OllamaUsageError(
             f"--think takes no value or one of low, medium, high; got {args.think!r}."
         )
-    return args.think  # type: ignore[no-any-return]
+    return args.think
 
 
 def _map_items(name: str, namespace: Mapping[str, Any]) -> list[Any]:
@@ -235,10 +235,12 @@ def build_request(
     conversations: Conversations,
     cell_key: str,
     fallback_model: Callable[[str, str], str],
+    raw_inputs: Sequence[str] | None = None,
 ) -> ChatRequest:
     """Read the parsed arguments and the cell once; raise ``OllamaUsageError`` on bad input.
 
-    ``fallback_model(base_url, api)`` picks a model when none is named anywhere.
+    ``fallback_model(base_url, api)`` picks a model when none is named anywhere;
+    ``raw_inputs`` are the cells as typed, for ``{In[n]}``.
     """
     out = check_out_name(args.out or defaults.out)
     models = [m.strip() for m in args.models if m.strip()] or [defaults.model.strip()]
@@ -260,14 +262,16 @@ def build_request(
     if args.map:
         items = _map_items(args.map, namespace)
         map_prompts = tuple(
-            template if args.no_interpolate else interpolate(template, {**namespace, "item": item})
+            template
+            if args.no_interpolate
+            else interpolate(template, {**namespace, "item": item}, raw_inputs)
             for item in items
         )
         prompt = map_prompts[0] if map_prompts else template
     elif args.no_interpolate:
         prompt = template
     else:
-        prompt, filled_in = interpolate_with_names(template, namespace)
+        prompt, filled_in = interpolate_with_names(template, namespace, raw_inputs)
     options: dict[str, Any] = dict(defaults.options)
     for item in args.option:
         key, value = parse_option(item)

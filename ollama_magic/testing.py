@@ -272,7 +272,8 @@ class Reply:
         """
         pieces = split_tokens(tokens) if isinstance(tokens, str) else list(tokens)
         thoughts = split_tokens(thinking) if isinstance(thinking, str) else list(thinking)
-        chunks: list[Step] = [Thinking(t) for t in thoughts] + [Token(t) for t in pieces]
+        chunks: list[Step] = [Thinking(t) for t in thoughts]
+        chunks += [Token(t) for t in pieces]
         for name, value in (("gate_after", gate_after), ("hangup_after", hangup_after)):
             if value is not None and not 0 <= value <= len(chunks):
                 raise ValueError(f"{name} must be between 0 and {len(chunks)}, not {value}")
@@ -529,7 +530,8 @@ def _go_kind(value: Any) -> str:
         return "bool"
     if isinstance(value, (int, float)):
         return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), "value")
+    kinds: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return kinds.get(type(value), "value")
 
 
 def _go_syntax_error(exc: json.JSONDecodeError) -> str:
@@ -721,7 +723,7 @@ class _Handler(BaseHTTPRequestHandler):
                 path=self.path,
                 headers=dict(self.headers.items()),
                 body=body,
-                client=tuple(self.client_address[:2]),
+                client=(str(self.client_address[0]), int(self.client_address[1])),
             )
         )
         try:
@@ -731,7 +733,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
+            parts: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:

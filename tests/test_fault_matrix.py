@@ -232,11 +232,13 @@ MATRIX = {
         partial="early",
         line="llama3.2 --timeout 0.3",
     ),
+    # Checked against the server's list of models: refused before any chat request.
     "unknown-model": Case(
         none,
         "ModelNotFoundError",
-        ("nosuchmodel", "ollama pull nosuchmodel"),
+        ("'nosuchmodel' is not installed", "%ollama pull nosuchmodel"),
         line="nosuchmodel",
+        sends_request=False,
     ),
     "empty-cell": Case(
         none,
@@ -595,7 +597,9 @@ INTERRUPTS = {
         lambda gate: Reply.answer(["never"], before=gate),
         widget_shown,
         partial="",
+        says=("Stopped before the answer began",),
     ),
+    # The thinking that arrived is kept, and the message says where.
     "during-thinking": InterruptCase(
         lambda gate: Reply.answer(
             ["never"], thinking=["Hmm", ", let me see"], gate=gate, gate_after=2
@@ -604,6 +608,7 @@ INTERRUPTS = {
         partial="",
         thinking="Hmm, let me see",
         model="qwen3:8b",
+        says=("Stopped before the answer began", "thinking so far is in ollama_response.thinking"),
     ),
     "during-answer": InterruptCase(
         lambda gate: Reply.answer(["Part", "ial", " never"], gate=gate, gate_after=2),
