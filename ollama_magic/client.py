@@ -26,10 +26,10 @@ from .errors import (
     OllamaMagicError,
     OllamaResponseError,
     OllamaStreamError,
-    ProtocolError,
     StreamErrorLine,
     StreamTimeoutError,
     TruncatedStreamError,
+    UnexpectedDataError,
 )
 from .events import AnswerDelta, Done, Event, Stats, ThinkingDelta
 from .host import parse_host
@@ -258,7 +258,7 @@ class HttpClient:
     def _cut_off(self, message: str) -> TruncatedStreamError:
         return TruncatedStreamError(message)
 
-    def _not_json(self, path: str, data: bytes) -> ProtocolError:
+    def _not_json(self, path: str, data: bytes) -> UnexpectedDataError:
         raise NotImplementedError
 
     def _http_error(self, response: requests.Response, model: str) -> OllamaResponseError:
@@ -344,8 +344,8 @@ class OllamaClient(HttpClient):
             "forever), or warm the model up first."
         )
 
-    def _not_json(self, path: str, data: bytes) -> ProtocolError:
-        return ProtocolError(
+    def _not_json(self, path: str, data: bytes) -> UnexpectedDataError:
+        return UnexpectedDataError(
             f"{self.base_url}{path} answered with something that is not JSON: "
             f"{_snippet(data)!r}. Is this an Ollama server?"
         )
@@ -468,12 +468,12 @@ class OllamaClient(HttpClient):
             try:
                 chunk = parse_json_line(line)
             except ValueError:
-                raise ProtocolError(
+                raise UnexpectedDataError(
                     f"The server sent a line that is not JSON: {_snippet(line)!r}. "
                     f"Is {self.base_url} an Ollama server (or a proxy that rewrites it)?"
                 ) from None
             if not isinstance(chunk, dict):
-                raise ProtocolError(
+                raise UnexpectedDataError(
                     f"The server sent {_snippet(line)!r} where a JSON object was expected."
                 )
             error = chunk.get("error")

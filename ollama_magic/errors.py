@@ -92,7 +92,7 @@ class StreamTimeoutError(OllamaStreamError):
     title = "Ollama stopped responding"
 
 
-class ProtocolError(OllamaStreamError):
+class UnexpectedDataError(OllamaStreamError):
     """A line of the stream was not the JSON Ollama sends."""
 
     title = "Unexpected data from the server"

@@ -25,10 +25,10 @@ from .errors import (
     OllamaMagicError,
     OllamaStreamError,
     OllamaUsageError,
-    ProtocolError,
     PullError,
     StreamErrorLine,
     TruncatedStreamError,
+    UnexpectedDataError,
 )
 from .local import list_local_models
 from .openai_compat import OpenAIClient
@@ -373,7 +373,7 @@ def _models_in(data: Any, ctx: CommandContext, path: str) -> list[dict[str, Any]
     if models is None and isinstance(data, dict):
         return []
     if not isinstance(models, list):
-        raise ProtocolError(
+        raise UnexpectedDataError(
             f"{ctx.client.base_url}{path} did not answer with a model list. "
             "Is this an Ollama server? Check --host / OLLAMA_HOST."
         )
@@ -765,7 +765,7 @@ def show_command(ctx: CommandContext, argv: list[str]) -> ModelDetails:
     name = _one_name("show", argv)
     data = ctx.client.request_json("POST", "/api/show", {"model": name})
     if not isinstance(data, dict):
-        raise ProtocolError(
+        raise UnexpectedDataError(
             f"{ctx.client.base_url}/api/show did not describe '{name}'. Is this an Ollama server?"
         )
     return ModelDetails(name, data)

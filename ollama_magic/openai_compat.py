@@ -44,10 +44,10 @@ from .errors import (
     OllamaResponseError,
     OllamaStreamError,
     OllamaUsageError,
-    ProtocolError,
     StreamErrorLine,
     StreamTimeoutError,
     TruncatedStreamError,
+    UnexpectedDataError,
 )
 from .events import AnswerDelta, Done, Event, Stats, ThinkingDelta
 
@@ -587,7 +587,7 @@ class OpenAIClient(HttpClient):
                 if not complete:
                     return  # cut inside the last event: reported as a truncation
                 raise _retitled(
-                    ProtocolError(
+                    UnexpectedDataError(
                         f"The server sent an event that is not JSON: {_snippet(data)!r}. "
                         f"Is {self.base_url} an OpenAI-compatible API?"
                     ),
@@ -595,7 +595,9 @@ class OpenAIClient(HttpClient):
                 ) from None
             if not isinstance(obj, dict):
                 raise _retitled(
-                    ProtocolError(f"The server sent {_snippet(data)!r} where an object belongs."),
+                    UnexpectedDataError(
+                        f"The server sent {_snippet(data)!r} where an object belongs."
+                    ),
                     "Unexpected data from the server",
                 )
             if obj.get("error"):
@@ -671,11 +673,11 @@ class OpenAIClient(HttpClient):
     def _cut_off(self, message: str) -> TruncatedStreamError:
         return _retitled(TruncatedStreamError(message), "The answer was cut off")
 
-    def _not_json(self, path: str, data: bytes) -> ProtocolError:
+    def _not_json(self, path: str, data: bytes) -> UnexpectedDataError:
         return self._not_api(data)
 
-    def _not_api(self, data: bytes | str) -> ProtocolError:
-        error = ProtocolError(
+    def _not_api(self, data: bytes | str) -> UnexpectedDataError:
+        error = UnexpectedDataError(
             f"{self.base_url} answered with something that is not the OpenAI API: "
             f"{_snippet(data)!r}. Check the URL: it should be the API root, ending in /v1."
         )

@@ -215,7 +215,7 @@ MATRIX = {
         lambda gate: [
             Reply.stream(Reply.token("Half"), b"<html>502 Bad Gateway</html>\n", Reply.done())
         ],
-        "ProtocolError",
+        "UnexpectedDataError",
         ("not JSON", "502 Bad Gateway"),
         partial="Half",
     ),

@@ -9,10 +9,10 @@ from ollama_magic.errors import (
     OllamaConnectionError,
     OllamaResponseError,
     OllamaUsageError,
-    ProtocolError,
     StreamErrorLine,
     StreamTimeoutError,
     TruncatedStreamError,
+    UnexpectedDataError,
 )
 from ollama_magic.result import OllamaResponse
 from ollama_magic.testing import Gate, Reply
@@ -172,7 +172,7 @@ def test_stream_ending_without_done_is_truncation(shell, server):
 def test_non_json_line(shell, server):
     server.enqueue(Reply.stream(Reply.token("ok"), b"<html>proxy error</html>\n"))
     result = run(shell, "llama3.2")
-    assert isinstance(result.error_in_exec, ProtocolError)
+    assert isinstance(result.error_in_exec, UnexpectedDataError)
     assert "proxy error" in str(result.error_in_exec)
     assert shell.user_ns["ollama_response"] == "ok"
 
