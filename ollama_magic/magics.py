@@ -7,7 +7,6 @@ views render. This class holds the configuration (``%config OllamaMagics.*``) an
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, List, Unicode
 
-from .backends import DEFAULT_TIMEOUT, make_backend
+from .backends import DEFAULT_TIMEOUT, Backend, backend_kind, make_backend
 from .cmdline import split_arguments, split_line_prompt
 from .coding import offer_code
 from .commands import CommandContext, Subcommand
@@ -110,7 +109,7 @@ class OllamaMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
-        self._backends: dict[tuple[str, str, str, float], Any] = {}
+        self._backends: dict[tuple[str, str, str, float], Backend] = {}
         self.conversations = Conversations()
         self._answer_log: AnswerLog | None = None
         self._answer_log_enabled: bool | None = None
@@ -140,10 +139,8 @@ class OllamaMagics(Magics):
         assert self.shell is not None
         return self.shell
 
-    def _backend(self, model: str, base_url: str, api: str, timeout: float) -> Any:
+    def _backend(self, model: str, base_url: str, api: str, timeout: float) -> Backend:
         """One backend per kind and server, so keep-alive connections are reused."""
-        from .backends import backend_kind
-
         key = (backend_kind(model, base_url, api), base_url, api, timeout)
         backend = self._backends.get(key)
         if backend is None:
@@ -151,21 +148,22 @@ class OllamaMagics(Magics):
         return backend
 
     def _fallback_model(self, base_url: str, api: str) -> str:
-        """No model named anywhere: the embedded model when no Ollama answers (with a note)."""
+        """No model named anywhere: the embedded model when no server answers (with a note)."""
         local = default_local_model()
-        backend = self._backend("", base_url, api, self.timeout)
-        if local is not None and backend.kind == "ollama":
+        if local is not None:
+            backend = self._backend("", base_url, api, self.timeout)
             try:
-                backend.client.request_json("GET", "/api/version", timeout=2)
+                backend.version(timeout=2)
             except OllamaConnectionError:
                 print(
-                    f"Ollama is not reachable at {base_url}; answering with the embedded {local}.",
+                    f"{backend.label[:1].upper()}{backend.label[1:]} is not reachable at "
+                    f"{base_url}; answering with the embedded {local}.",
                     file=sys.stderr,
                 )
                 return local
         raise OllamaUsageError(
-            "No model given. Name one on the magic line (`%%ollama llama3.2`) or set a "
-            "default once with `%config OllamaMagics.model = 'llama3.2'`."
+            "No model given. Name one on the magic line (%%ollama llama3.2) or set a "
+            "default once with %config OllamaMagics.model = 'llama3.2'."
         )
 
     @no_var_expand
@@ -337,9 +335,12 @@ class OllamaMagics(Magics):
 
     def _context(self, host: str | None = None) -> CommandContext:
         base_url = resolve_base_url(host or self.host)
-        live = getattr(self.shell, "kernel", None) is not None
-        backend = self._backend("", base_url, self.api, self.timeout)
-        return CommandContext(self.shell, backend.client, live)
+        live = self._live()
+        return CommandContext(self.shell, self._backend("", base_url, self.api, self.timeout), live)
+
+    def _live(self) -> bool:
+        """Inside a Jupyter kernel (widgets can be shown), not terminal IPython."""
+        return getattr(self.shell, "kernel", None) is not None
 
     def _subcommands(self) -> dict[str, Subcommand]:
         return {
@@ -501,7 +502,7 @@ class OllamaMagics(Magics):
             return
         work(None)
 
-    def _backend_for(self, request: ChatRequest, model: str) -> Any:
+    def _backend_for(self, request: ChatRequest, model: str) -> Backend:
         return self._backend(model, request.base_url, request.api, request.timeout)
 
     def _check_servers(self, request: ChatRequest) -> ChatRequest:
@@ -536,25 +537,17 @@ class OllamaMagics(Magics):
         return bool(backend.model_names(timeout=2.0))
 
     def _check_model(self, request: ChatRequest, url: str, model: str) -> None:
-        backend = self._backend(model, url, request.api, request.timeout)
-        if backend.kind != "ollama":
-            return
         if request.pull:
-            ensure_model(self._context(url), model)
+            ensure_model(
+                CommandContext(
+                    self.shell,
+                    self._backend(model, url, request.api, request.timeout),
+                    self._live(),
+                ),
+                model,
+            )
             return
-        installed = backend.model_names(timeout=2.0)
-        if not installed or model in installed:
-            return  # an empty list means the server could not say: let it answer
-        close = difflib.get_close_matches(model, sorted(installed), n=1, cutoff=0.5)
-        guess = f" Did you mean {close[0]}?" if close else ""
-        raise ModelNotFoundError(
-            f"The model {model!r} is not installed on {url}.{guess} Download it with "
-            f"%ollama pull {model} (or add --pull to the magic line); %ollama list shows the "
-            "installed models.",
-            404,
-            "model not found",
-            model,
-        )
+        self._backend(model, url, request.api, request.timeout).check_model(model)
 
     def _mode(self, request: ChatRequest) -> Callable[[CancelToken | None], Any]:
         """The work for the request's mode, as one call that a worker thread can run."""

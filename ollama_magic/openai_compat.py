@@ -48,6 +48,7 @@ from .errors import (
     StreamTimeoutError,
     TruncatedStreamError,
     UnexpectedDataError,
+    scrub_text,
 )
 from .events import AnswerDelta, Done, Event, Stats, ThinkingDelta
 
@@ -99,8 +100,6 @@ _IMAGE_TYPES = (
     (b"RIFF", "image/webp"),
 )
 _EOL = re.compile(rb"\r\n|\r|\n")
-#: A key as servers echo it, partly starred out: the visible ends are still secret.
-_MASKED_KEY = re.compile(r"[\w-]*\*{3,}[\w-]*")
 _E = TypeVar("_E", bound=OllamaMagicError)
 
 #: Called with each raw line of the event stream and its arrival time (``perf_counter``).
@@ -644,10 +643,13 @@ class OpenAIClient(HttpClient):
     # -- errors ------------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        """Server text with the API key, and any masked echo of a key (``sk-***abcd``), hidden."""
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return _MASKED_KEY.sub("***", text)
+        """Server text with the API key, and anything shaped like a credential, hidden."""
+        return scrub_text(text, self.secrets)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never appear in a message: the API key."""
+        return (self._api_key,) if self._api_key else ()
 
     def _unreachable(self, reason: str) -> OllamaConnectionError:
         hint = (

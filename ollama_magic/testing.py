@@ -33,7 +33,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from .testing_http import (
@@ -46,9 +46,8 @@ from .testing_http import (
 )
 from .testing_models import (
     ModelRoutes,
-    _canonical,
+    ModelState,
     _digest,
-    _keep_alive_seconds,
 )
 from .testing_steps import (
     JSON_UTF8,
@@ -394,7 +393,7 @@ class _Handler(ModelRoutes):
 # Public server object
 
 
-class FakeOllama:
+class FakeOllama(ModelState):
     """A local Ollama look-alike on a free port, for tests, notebooks and demos.
 
     ``models`` are the installed models (``thinking_models`` are installed too, and can
@@ -423,6 +422,7 @@ class FakeOllama:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._queue: deque[Reply] = deque()
+        self._by_path: dict[str, deque[Reply]] = {}
         self._requests: list[RecordedRequest] = []
         self._hangups = 0
         self._changed = threading.Condition()
@@ -492,6 +492,13 @@ class FakeOllama:
         with self._changed:
             self._queue.extend(replies)
 
+    def enqueue_for(self, path: str, *replies: Reply) -> None:
+        """Queue replies for the next requests to ``path`` (any endpoint, ``/v1/...`` too),
+        served instead of the route's own answer: :meth:`Reply.raw`,
+        :meth:`Reply.echo_request` or :meth:`Reply.hangup_before_headers`."""
+        with self._changed:
+            self._by_path.setdefault(path, deque()).extend(replies)
+
     @property
     def pending(self) -> int:
         """How many enqueued replies no request has consumed yet."""
@@ -524,58 +531,9 @@ class FakeOllama:
         """Forget queued replies, recorded requests and hang-ups (between tests)."""
         with self._changed:
             self._queue.clear()
+            self._by_path.clear()
             self._requests.clear()
             self._hangups = 0
-
-    @property
-    def loaded(self) -> dict[str, datetime]:
-        """Models in memory (as ``/api/ps`` lists them) and when each would be unloaded."""
-        now = datetime.now(timezone.utc)
-        with self._changed:
-            return {name: until for name, until in self._loaded.items() if until > now}
-
-    def _note_use(self, name: str, keep_alive: Any) -> None:
-        """A chat/generate request loads the model for ``keep_alive`` (default 5 minutes)."""
-        if not self.has_model(name):
-            return
-        seconds = _keep_alive_seconds(keep_alive)
-        with self._changed:
-            if seconds == 0:
-                self._loaded.pop(_canonical(name), None)
-            else:
-                self._loaded[_canonical(name)] = datetime.now(timezone.utc) + timedelta(
-                    seconds=seconds
-                )
-
-    def _ps_rows(self) -> list[dict[str, Any]]:
-        rows = []
-        for name, until in sorted(self.loaded.items(), key=lambda item: item[1], reverse=True):
-            tag = _Handler._tag(name)
-            rows.append(
-                {
-                    "name": name,
-                    "model": name,
-                    "size": tag["size"],
-                    "digest": tag["digest"],
-                    "details": tag["details"],
-                    "expires_at": until.isoformat().replace("+00:00", "Z"),
-                    "size_vram": tag["size"],
-                    "context_length": 4096,
-                }
-            )
-        return rows
-
-    def has_model(self, name: str) -> bool:
-        """Whether ``name`` is installed (``x`` and ``x:latest`` are the same model)."""
-        return bool(name) and _canonical(name) in {_canonical(m) for m in self.models}
-
-    def thinks(self, name: str) -> bool:
-        """Whether ``name`` has the thinking capability."""
-        return bool(name) and _canonical(name) in {_canonical(m) for m in self.thinking_models}
-
-    def can_pull(self, name: str) -> bool:
-        """Whether ``/api/pull`` would install ``name``."""
-        return bool(name) and _canonical(name) in {_canonical(m) for m in self.pullable}
 
     # -- called by handlers ------------------------------------------------------------------
 
@@ -588,15 +546,15 @@ class FakeOllama:
         with self._changed:
             return self._queue.popleft() if self._queue else None
 
+    def _next_reply_for(self, path: str) -> Reply | None:
+        with self._changed:
+            queue = self._by_path.get(path)
+            return queue.popleft() if queue else None
+
     def _note_hangup(self) -> None:
         with self._changed:
             self._hangups += 1
             self._changed.notify_all()
-
-    def _add_model(self, name: str) -> None:
-        with self._changed:
-            if self.can_pull(name) and not self.has_model(name):
-                self.models.append(name)
 
 
 # --------------------------------------------------------------------------------------------

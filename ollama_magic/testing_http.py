@@ -223,10 +223,31 @@ class HttpHandler(BaseHTTPRequestHandler):
                 client=(str(self.client_address[0]), int(self.client_address[1])),
             )
         )
+        path = urlsplit(self.path).path
         try:
-            self._route(urlsplit(self.path).path, body)
+            scripted = fake._next_reply_for(path)
+            if scripted is not None:
+                self._serve_scripted(scripted)
+            else:
+                self._route(path, body)
         except _AbortError:
             self.close_connection = True
+
+    def _serve_scripted(self, reply: Reply) -> None:
+        """A reply scripted for this path: fixed, an echo of the request, or a hang-up."""
+        if reply.before is not None:
+            self._wait(reply.before)
+        if reply.mode == "hangup":
+            self._hang_up()
+        elif reply.mode == "echo":
+            self._send(reply.status, self._echo(), reply.content_type, reply.headers)
+        else:
+            self._send(reply.status, reply.body or b"", reply.content_type, reply.headers)
+
+    def _echo(self) -> bytes:
+        """An HTML page showing the request line and headers, as debugging proxies send."""
+        lines = [f"{self.command} {self.path}"] + [f"{k}: {v}" for k, v in self.headers.items()]
+        return ("<html><body><pre>" + "\n".join(lines) + "</pre></body></html>").encode()
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

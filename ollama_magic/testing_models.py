@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .testing_http import HttpHandler, _decode
@@ -98,3 +100,68 @@ class ModelRoutes(HttpHandler):
                 "modified_at": _MODIFIED_AT,
             },
         )
+
+
+class ModelState:
+    """Which models a fake has installed, can think, can pull, and keeps loaded until when."""
+
+    models: list[str]
+    thinking_models: list[str]
+    pullable: list[str]
+    _loaded: dict[str, datetime]
+    _changed: threading.Condition
+
+    @property
+    def loaded(self) -> dict[str, datetime]:
+        """Models in memory (as ``/api/ps`` lists them) and when each would be unloaded."""
+        now = datetime.now(timezone.utc)
+        with self._changed:
+            return {name: until for name, until in self._loaded.items() if until > now}
+
+    def _note_use(self, name: str, keep_alive: Any) -> None:
+        """A chat/generate request loads the model for ``keep_alive`` (default 5 minutes)."""
+        if not self.has_model(name):
+            return
+        seconds = _keep_alive_seconds(keep_alive)
+        with self._changed:
+            if seconds == 0:
+                self._loaded.pop(_canonical(name), None)
+            else:
+                self._loaded[_canonical(name)] = datetime.now(timezone.utc) + timedelta(
+                    seconds=seconds
+                )
+
+    def _ps_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for name, until in sorted(self.loaded.items(), key=lambda item: item[1], reverse=True):
+            tag = ModelRoutes._tag(name)
+            rows.append(
+                {
+                    "name": name,
+                    "model": name,
+                    "size": tag["size"],
+                    "digest": tag["digest"],
+                    "details": tag["details"],
+                    "expires_at": until.isoformat().replace("+00:00", "Z"),
+                    "size_vram": tag["size"],
+                    "context_length": 4096,
+                }
+            )
+        return rows
+
+    def has_model(self, name: str) -> bool:
+        """Whether ``name`` is installed (``x`` and ``x:latest`` are the same model)."""
+        return bool(name) and _canonical(name) in {_canonical(m) for m in self.models}
+
+    def thinks(self, name: str) -> bool:
+        """Whether ``name`` has the thinking capability."""
+        return bool(name) and _canonical(name) in {_canonical(m) for m in self.thinking_models}
+
+    def can_pull(self, name: str) -> bool:
+        """Whether ``/api/pull`` would install ``name``."""
+        return bool(name) and _canonical(name) in {_canonical(m) for m in self.pullable}
+
+    def _add_model(self, name: str) -> None:
+        with self._changed:
+            if self.can_pull(name) and not self.has_model(name):
+                self.models.append(name)

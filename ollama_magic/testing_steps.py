@@ -148,7 +148,7 @@ class Reply:
         model: str | None = None,
         mode: str = "stream",
     ) -> None:
-        """Prefer the classmethods; ``mode`` is stream, answer, fixed, hangup or default."""
+        """Prefer the classmethods; ``mode`` is stream, answer, fixed, echo, hangup or default."""
         self.steps = tuple(steps)
         self.status = status
         self.content_type = content_type
@@ -302,6 +302,13 @@ class Reply:
             before=before,
             mode="fixed",
         )
+
+    @classmethod
+    def echo_request(
+        cls, status: int = 200, content_type: str = "text/html; charset=utf-8"
+    ) -> Reply:
+        """An HTML page that shows the request's headers back (a misconfigured proxy does)."""
+        return cls(status=status, content_type=content_type, mode="echo")
 
     @classmethod
     def hangup_before_headers(cls, *, before: Gate | float | None = None) -> Reply:
