@@ -40,6 +40,7 @@ from .local import default_local_model
 from .log import AnswerLog, log_command
 from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
 from .prompt import dry_run_markdown
+from .render import ConfigReport
 from .request import (
     DEFAULT_CHAT,
     DEFAULT_OUT,
@@ -609,19 +610,3 @@ class OllamaMagics(Magics):
         if request.map_name is not None:
             markdown += f"\n\n*(the first of {len(request.map_prompts)} requests of --map)*"
         show_markdown(self._ip, markdown)
-
-
-class ConfigReport(list[tuple[str, Any, str]]):
-    """Rows of (setting, value, source) that render as a table."""
-
-    def _repr_markdown_(self) -> str:
-        lines = ["| setting | value | from |", "|---|---|---|"]
-        for name, value, source in self:
-            text = str(value) if value not in ("", None, {}) else ""
-            shown = text.replace("`", "'").replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| `{name}` | {f'`{shown}`' if shown else '*(not set)*'} | {source} |")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        width = max(len(name) for name, _, _ in self)
-        return "\n".join(f"{name:<{width}}  {value!r}  ({source})" for name, value, source in self)

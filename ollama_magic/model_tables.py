@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .escape import markdown_cell_text, terminal_text
+
 # --------------------------------------------------------------------------------------------
 # Formatting
 
@@ -115,25 +117,11 @@ def _date(value: Any) -> str:
 
 def _printable(value: Any) -> str:
     """Text for a terminal: control characters (ANSI escapes, newlines) cannot sneak through."""
-    text = "" if value is None else str(value)
-    return "".join(c if c.isprintable() else "\ufffd" for c in text)
+    return terminal_text(value)
 
 
-_MD_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|"}
-_MD_SPECIAL = re.compile(r"[\\`*_\[\]~#!&<>|]")
-
-
-def md_text(value: Any) -> str:
-    """Untrusted text as literal Markdown, safe inside a table cell.
-
-    HTML cannot start (``<``, ``&``), the cell cannot be split (``|``) and emphasis, links or
-    code spans cannot form.
-
-    >>> md_text("evil|<img src=x onerror=1>&[x](javascript:y)")
-    'evil\\\\|&lt;img src=x onerror=1&gt;&amp;\\\\[x\\\\](javascript:y)'
-    """
-    text = _printable(" ".join(("" if value is None else str(value)).split()))
-    return _MD_SPECIAL.sub(lambda m: _MD_ESCAPES.get(m[0], "\\" + m[0]), text)
+#: Untrusted text as literal Markdown, safe inside a table cell.
+md_text = markdown_cell_text
 
 
 def _fenced(text: str) -> str:

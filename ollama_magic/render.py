@@ -6,6 +6,9 @@ themselves with these, so they need no view (and no widgets) to be shown or save
 
 from __future__ import annotations
 
+from typing import Any
+
+from .escape import markdown_cell_text, terminal_text
 from .markdown import safe_markdown
 from .result import OllamaResponse
 
@@ -48,3 +51,32 @@ def map_summary(results: list[OllamaResponse], out_name: str = "") -> str:
         shown = ", ".join(str(i) for i in failed[:20]) + (" …" if len(failed) > 20 else "")
         line += f", {len(failed)} failed or stopped (items {shown}; see `.error` on each)"
     return line + "."
+
+
+def _is_unset(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, dict, list, tuple)) and not value)
+
+
+class ConfigReport(list[tuple[str, Any, str]]):
+    """``%ollama config``: rows of (setting, value, source) that render as a table.
+
+    Values are shown as plain text (escaped, never in code spans), unset ones as "(not set)".
+    """
+
+    def _repr_markdown_(self) -> str:
+        lines = ["| setting | value | from |", "|---|---|---|"]
+        for name, value, source in self:
+            shown = "*(not set)*" if _is_unset(value) else markdown_cell_text(value)
+            lines.append(f"| {markdown_cell_text(name)} | {shown} | {markdown_cell_text(source)} |")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        width = max((len(name) for name, _, _ in self), default=0)
+        return "\n".join(
+            f"{name:<{width}}  {'(not set)' if _is_unset(value) else terminal_text(value)}"
+            f"  ({source})"
+            for name, value, source in self
+        )
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
