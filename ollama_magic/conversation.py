@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import OllamaUsageError
 from .escape import markdown_cell_text, terminal_text
 from .markdown import safe_markdown
 
@@ -112,3 +113,41 @@ class Conversations(dict):
         if conversation is None:
             conversation = self[name] = Conversation(name)
         return conversation
+
+
+# --------------------------------------------------------------------------------------------
+# %ollama history / reset
+
+#: The conversation ``--chat`` joins when it names none.
+DEFAULT_CHAT = "default"
+
+
+def _conversation_name(argv: list[str], command: str, configured: str) -> str:
+    if len(argv) > 1:
+        raise OllamaUsageError(f"%ollama {command} takes at most one conversation name.")
+    return argv[0] if argv else (configured or DEFAULT_CHAT)
+
+
+def show_history(conversations: Conversations, argv: list[str], configured: str) -> Conversation:
+    """``%ollama history [NAME]``: the conversation so far (also returned as data)."""
+    name = _conversation_name(argv, "history", configured)
+    conversation = conversations.get(name)
+    if conversation is None:
+        known = ", ".join(sorted(conversations)) or "none yet"
+        raise OllamaUsageError(
+            f"There is no conversation {name!r} (conversations: {known}). Start one with "
+            f"%%ollama MODEL --chat {name}."
+        )
+    return conversation
+
+
+def reset_conversation(conversations: Conversations, argv: list[str], configured: str) -> None:
+    """``%ollama reset [NAME]``: forget a conversation (``--all``: every conversation)."""
+    if argv == ["--all"]:
+        conversations.clear()
+        print("Forgot all conversations.")
+        return
+    name = _conversation_name(argv, "reset", configured)
+    dropped = conversations.pop(name, None)
+    count = len(dropped.exchanges) if dropped else 0
+    print(f"Conversation {name!r} reset ({count} exchange(s) forgotten).")
