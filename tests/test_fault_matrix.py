@@ -260,8 +260,15 @@ MATRIX = {
     "unknown-model": Case(
         none,
         "ModelNotFoundError",
-        ("'nosuchmodel' is not installed", "%ollama pull nosuchmodel"),
+        ("'nosuchmodel' is not installed", "%ollama pull nosuchmodel", "--pull"),
         line="nosuchmodel",
+        sends_request=False,
+    ),
+    "model-named-without-its-tag": Case(
+        none,
+        "ModelNotFoundError",
+        ("'qwen3' is not installed", "Did you mean qwen3:8b?", "%ollama pull qwen3"),
+        line="qwen3",
         sends_request=False,
     ),
     "empty-cell": Case(

@@ -196,6 +196,18 @@ def test_one_liner_reads_options_after_the_model_and_sends_nothing_on_dry_run(sh
     assert str(shell.user_ns["short"]) == "You said: What is 2+2?"
 
 
+def test_one_liner_reads_options_before_the_model_too(shell, server, monkeypatch, closed_port):
+    monkeypatch.setenv("OLLAMA_HOST", f"127.0.0.1:{closed_port}")  # --host must win
+    server.reset()
+    line = f"%ollama -t 0.3 --host {server.host} -o early llama3.2 --seed 7 Why is -5 < 0?"
+    result = shell.run_cell(line)
+    assert result.success, result.error_in_exec
+    (body,) = [r.json() for r in server.requests if r.path == "/api/chat"]
+    assert body["model"] == "llama3.2" and body["options"] == {"temperature": 0.3, "seed": 7}
+    assert body["messages"][-1]["content"] == "Why is -5 < 0?"
+    assert str(shell.user_ns["early"]) == "You said: Why is -5 < 0?"
+
+
 def test_a_comment_on_the_magic_line_is_not_a_model(shell, server):
     assert shell.run_cell("%%ollama llama3.2  # quick question\nHi").success
     assert str(shell.user_ns["ollama_response"]) == "You said: Hi"
