@@ -7,6 +7,7 @@ path below is a real HTTP exchange with the fake server, through the magic in IP
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -106,3 +107,17 @@ def test_an_echoed_key_is_not_in_the_trace(shell, openai):
 
 def test_a_key_cut_short_by_a_snippet_is_still_hidden():
     assert_no_key(scrub_text(f"... x-api-key: {KEY[:20]}…", [KEY]))
+
+
+def test_an_echoed_key_is_in_no_message_of_a_real_kernel(openai):
+    """What the notebook receives: every IOPub message of the cell, and the saved value."""
+    from kernel_driver import start_magic_kernel
+
+    openai.enqueue_for(CHAT, Reply.echo_request(200))
+    with start_magic_kernel({"OPENAI_API_KEY": KEY}) as kernel:
+        run = kernel.execute(f"%%ollama llama3.2 --host {openai.url_v1}\nHi")
+        assert run.status == "error"
+        assert openai.requests[-1].header("Authorization") == f"Bearer {KEY}"
+        for message in run.messages:
+            assert_no_key(json.dumps(message.msg["content"]))
+        assert_no_key(kernel.value("repr(ollama_response.error)"))
