@@ -85,7 +85,7 @@ class LocalBackend(GuardedBackend):
 
     def version(self, *, timeout: float = 30.0) -> str:
         if not _runtime_installed():
-            self.check_model(PREFIX)
+            raise runtime_missing()
         try:
             return "llama-cpp-python " + importlib.metadata.version("llama-cpp-python")
         except importlib.metadata.PackageNotFoundError:
