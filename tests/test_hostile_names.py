@@ -172,3 +172,19 @@ def test_dry_run(shell, hostile_server, capsys):
     result = shell.run_cell(f"%%ollama '{HOSTILE}' --dry-run -s '{HOSTILE}'\n{HOSTILE}")
     assert result.success, result.error_in_exec
     assert_inert(capsys.readouterr().out)
+
+
+def test_in_a_real_kernel_history_and_list_stay_inert(hostile_server):
+    """Where the bug was seen: a notebook's %ollama history showed the reported model name as
+    live markup. The server reports a hostile name for its answer, and lists hostile models."""
+    from kernel_driver import start_magic_kernel
+
+    hostile_server.enqueue(Reply.answer(["fine"], model=HOSTILE))
+    with start_magic_kernel({"OLLAMA_HOST": hostile_server.host}) as kernel:
+        assert kernel.execute("%%ollama llama3.2 --chat\nHi").status == "ok"
+        assert kernel.value("ollama_response.model") == HOSTILE
+        for command in ("%ollama history", "%ollama list"):
+            run = kernel.execute(command)
+            assert run.status == "ok", run.reply
+            (result,) = run.of_type("execute_result")
+            assert_inert(result.content["data"]["text/markdown"])
