@@ -11,6 +11,7 @@ from __future__ import annotations
 from .backends import LocalBackend
 from .commands import CommandContext, Subcommand
 from .errors import OllamaConnectionError, OllamaUsageError, PullError
+from .local import is_local_model
 from .model_tables import (
     _LOADED_COLUMNS,
     _MODEL_COLUMNS,
@@ -84,9 +85,17 @@ def list_command(ctx: CommandContext, argv: list[str]) -> ModelTable:
     return installed_models(ctx)
 
 
+def _for_model(ctx: CommandContext, name: str) -> CommandContext:
+    """A ``local:`` model is the embedded backend's, whatever server is configured."""
+    if not is_local_model(name):
+        return ctx
+    return CommandContext(ctx.shell, LocalBackend(), ctx.live)
+
+
 def pull_command(ctx: CommandContext, argv: list[str]) -> None:
     """``%ollama pull NAME``: download a model, with live progress."""
-    pull_model(ctx, _one_name("pull", argv))
+    name = _one_name("pull", argv)
+    pull_model(_for_model(ctx, name), name)
 
 
 def ps_command(ctx: CommandContext, argv: list[str]) -> ModelTable:
@@ -98,13 +107,13 @@ def ps_command(ctx: CommandContext, argv: list[str]) -> ModelTable:
 def show_command(ctx: CommandContext, argv: list[str]) -> ModelDetails:
     """``%ollama show NAME``: capabilities, context length, parameters, template."""
     name = _one_name("show", argv)
-    return ModelDetails(name, ctx.backend.describe_model(name))
+    return ModelDetails(name, _for_model(ctx, name).backend.describe_model(name))
 
 
 def unload_command(ctx: CommandContext, argv: list[str]) -> None:
     """``%ollama unload NAME``: free the model's memory now instead of after the idle time."""
     name = _one_name("unload", argv)
-    ctx.backend.unload(name)
+    _for_model(ctx, name).backend.unload(name)
     print(f"Unloaded {_printable(name)}.")
 
 

