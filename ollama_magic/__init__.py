@@ -26,7 +26,7 @@ def load_ipython_extension(ipython: Any) -> None:
     if keep_question_marks not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(keep_question_marks)
     magics = ipython.magics_manager.registry["OllamaMagics"]
-    install(ipython, lambda: magics._context().client, subcommands=magics._subcommands)
+    install(ipython, lambda: magics._context().backend, subcommands=magics._subcommands)
     watch_errors(ipython)
 
 

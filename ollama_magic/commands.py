@@ -6,15 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .client import OllamaClient
+from .backends import Backend
 
 
 @dataclass
 class CommandContext:
-    """The shell, a client for the configured server, and whether a widget front end is there."""
+    """The shell, the configured server's backend, and whether a widget front end is there."""
 
     shell: Any
-    client: OllamaClient
+    backend: Backend
     #: True inside a Jupyter kernel (widgets can be shown); False in terminal IPython.
     live: bool
 

@@ -1,5 +1,9 @@
 """Tab completion for ``%%ollama`` and ``%ollama``: model names from the server, subcommands.
 
+The names come from whichever backend the magic is configured for (Ollama's model list, an
+OpenAI-compatible server's ``/v1/models``), followed by the installed embedded ``local:``
+models.
+
 Completion runs on every Tab press, on the same thread that runs the user's code: a slow or
 absent server must never freeze typing. So the model list is fetched in a helper thread that
 the Tab press waits for at most :data:`DEADLINE` seconds (socket timeouts cannot bound a slow
@@ -15,7 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client import OllamaClient
+from .backends import Backend, LocalBackend, make_backend
+from .errors import OllamaMagicError
 from .manage import SUBCOMMANDS
 
 #: How long a model list (or a failure to get one) is reused, in seconds.
@@ -39,17 +44,23 @@ class _Entry:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-def fetch_model_names(base_url: str) -> list[str]:
-    """Names of the installed models (``:latest`` left off), in the server's order."""
-    client = OllamaClient(base_url, timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT)
+def fetch_model_names(server: Backend) -> list[str]:
+    """The server's model names (``:latest`` left off) in its order, then the embedded ones.
+
+    Asked with short timeouts of its own, so a server that never answers holds no thread long.
+    """
+    quick = make_backend(
+        "", server.base_url, server.kind, READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT
+    )
     try:
-        data = client.request_json("GET", "/api/tags", timeout=READ_TIMEOUT)
+        rows = quick.list_models()
+    except OllamaMagicError:
+        rows = []  # down, slow or not a model server: the embedded models still complete
     finally:
-        client.close()
-    models = data.get("models") if isinstance(data, dict) else None
+        quick.close()
     names: list[str] = []
-    for model in models if isinstance(models, list) else []:
-        name = (model.get("name") or model.get("model")) if isinstance(model, dict) else None
+    for row in [*rows, *LocalBackend().list_models()]:
+        name = row.get("name") or row.get("model")
         if isinstance(name, str) and name:
             name = name.removesuffix(":latest")
             if name not in names:
@@ -69,47 +80,48 @@ class ModelNameCache:
 
     def __init__(
         self,
-        client_factory: Callable[[], OllamaClient],
+        backend_factory: Callable[[], Backend],
         *,
         ttl: float = CACHE_SECONDS,
         deadline: float | None = None,
         clock: Callable[[], float] = time.monotonic,
-        fetch: Callable[[str], list[str]] = fetch_model_names,
+        fetch: Callable[[Backend], list[str]] = fetch_model_names,
     ) -> None:
-        self._client_factory = client_factory
+        self._backend_factory = backend_factory
         self._ttl = ttl
         self._deadline = DEADLINE if deadline is None else deadline
         self._clock = clock
         self._fetch = fetch
         self._lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[tuple[str, str], _Entry] = {}
         #: How many fetches were started (each is one request to a server).
         self.fetches = 0
 
     def names(self) -> list[str]:
         """The cached names, refreshed when stale; waits at most ``deadline`` for the server."""
         try:
-            base_url = self._client_factory().base_url
+            server = self._backend_factory()
         except Exception:  # a bad --host / OLLAMA_HOST: the magic itself will say so
             return []
+        key = (server.kind, server.base_url)
         with self._lock:
-            entry = self._entries.get(base_url)
+            entry = self._entries.get(key)
             if entry is not None and (entry.fetching or self._clock() < entry.expires):
                 return list(entry.names)
-            entry = self._entries[base_url] = _Entry(
+            entry = self._entries[key] = _Entry(
                 names=entry.names if entry is not None else [], fetching=True
             )
             self.fetches += 1
         threading.Thread(
-            target=self._refresh, args=(base_url, entry), name="ollama-magic-complete", daemon=True
+            target=self._refresh, args=(server, entry), name="ollama-magic-complete", daemon=True
         ).start()
         entry.done.wait(self._deadline)
         with self._lock:
             return list(entry.names)
 
-    def _refresh(self, base_url: str, entry: _Entry) -> None:
+    def _refresh(self, server: Backend, entry: _Entry) -> None:
         try:
-            names = self._fetch(base_url)
+            names = self._fetch(server)
         except Exception:  # down, slow, not Ollama: complete nothing until the entry expires
             names = []
         with self._lock:
@@ -192,18 +204,18 @@ class OllamaCompleter:
 
 def install(
     shell: Any,
-    client_factory: Callable[[], OllamaClient],
+    backend_factory: Callable[[], Backend],
     subcommands: Callable[[], Iterable[str]] | None = None,
 ) -> None:
     """Complete model and subcommand names after ``%%ollama`` and ``%ollama`` in ``shell``.
 
-    ``client_factory`` returns a client for the configured server; only its ``base_url`` is
-    used (completion makes its own short-timeout requests). ``subcommands`` gives the names
+    ``backend_factory`` returns the backend of the configured server; only its kind and URL
+    are used (completion makes its own short-timeout requests). ``subcommands`` gives the names
     ``%ollama`` accepts (default: :data:`~ollama_magic.manage.SUBCOMMANDS`). Installing again
     replaces the previous completer.
     """
     uninstall(shell)
-    cache = ModelNameCache(client_factory)
+    cache = ModelNameCache(backend_factory)
     completer = OllamaCompleter(cache, subcommands) if subcommands else OllamaCompleter(cache)
     for command in COMMANDS:
         shell.set_hook("complete_command", completer, str_key=command)

@@ -9,28 +9,12 @@ conversation only ever holds complete turns.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import OllamaUsageError
+from .escape import markdown_cell_text, terminal_text
 from .markdown import safe_markdown
-
-_INLINE_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&#36;", "\\": "&#92;"}
-_INLINE_SPECIAL = re.compile(r"[&<>$\\|`*_\[\]~#!]")
-
-
-def markdown_cell_text(value: object) -> str:
-    r"""Untrusted text shown literally on one Markdown line or in a table cell.
-
-    No tag, entity, emphasis, link, code span or table pipe can form, and neither can math
-    (``$``, ``\(``), which notebook front ends cut out before Markdown sees the text.
-
-    >>> markdown_cell_text("<img src=x>|*a*  $b$ [c](d)")
-    '&lt;img src=x&gt;\\|\\*a\\* &#36;b&#36; \\[c\\](d)'
-    """
-    text = " ".join(str(value).split())
-    text = "".join(c if c.isprintable() else "\ufffd" for c in text)
-    return _INLINE_SPECIAL.sub(lambda m: _INLINE_ESCAPES.get(m[0], "\\" + m[0]), text)
 
 
 @dataclass
@@ -118,12 +102,7 @@ class Conversation:
         for exchange in self.exchanges:
             parts.append(f"  you: {exchange.prompt}")
             parts.append(f"  {exchange.model or 'model'}: {exchange.answer}")
-        return _terminal_text("\n".join(parts))
-
-
-def _terminal_text(text: str) -> str:
-    """Text for a terminal: server text cannot send escape sequences (colours, titles...)."""
-    return "".join(c if c.isprintable() or c in "\n\t" else "\ufffd" for c in text)
+        return terminal_text("\n".join(parts), lines=True)
 
 
 class Conversations(dict):
@@ -134,3 +113,41 @@ class Conversations(dict):
         if conversation is None:
             conversation = self[name] = Conversation(name)
         return conversation
+
+
+# --------------------------------------------------------------------------------------------
+# %ollama history / reset
+
+#: The conversation ``--chat`` joins when it names none.
+DEFAULT_CHAT = "default"
+
+
+def _conversation_name(argv: list[str], command: str, configured: str) -> str:
+    if len(argv) > 1:
+        raise OllamaUsageError(f"%ollama {command} takes at most one conversation name.")
+    return argv[0] if argv else (configured or DEFAULT_CHAT)
+
+
+def show_history(conversations: Conversations, argv: list[str], configured: str) -> Conversation:
+    """``%ollama history [NAME]``: the conversation so far (also returned as data)."""
+    name = _conversation_name(argv, "history", configured)
+    conversation = conversations.get(name)
+    if conversation is None:
+        known = ", ".join(sorted(conversations)) or "none yet"
+        raise OllamaUsageError(
+            f"There is no conversation {name!r} (conversations: {known}). Start one with "
+            f"%%ollama MODEL --chat {name}."
+        )
+    return conversation
+
+
+def reset_conversation(conversations: Conversations, argv: list[str], configured: str) -> None:
+    """``%ollama reset [NAME]``: forget a conversation (``--all``: every conversation)."""
+    if argv == ["--all"]:
+        conversations.clear()
+        print("Forgot all conversations.")
+        return
+    name = _conversation_name(argv, "reset", configured)
+    dropped = conversations.pop(name, None)
+    count = len(dropped.exchanges) if dropped else 0
+    print(f"Conversation {name!r} reset ({count} exchange(s) forgotten).")

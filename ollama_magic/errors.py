@@ -8,6 +8,9 @@ This module imports nothing from IPython: the HTTP client raises these too.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 _RED = "\x1b[1;31m"
 _RESET = "\x1b[0m"
 
@@ -25,6 +28,51 @@ class OllamaMagicError(Exception):
     def _render_traceback_(self) -> list[str]:
         """What IPython prints instead of a traceback."""
         return [f"{_RED}{self.title}{_RESET}: {self.message}"]
+
+
+#: Credentials as servers and proxies echo them: an ``Authorization`` value, a bearer token,
+#: an OpenAI-style key, or a key partly starred out (``sk-***abcd``; the visible ends are
+#: still secret).
+_CREDENTIALS = re.compile(
+    r"(?i)\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:\w+\s+)?[\w.~+/=-]+"
+    r"|(?i:\bbearer\s+)[\w.~+/=-]{4,}"
+    r"|\bsk-[\w-]{6,}"
+    r"|[\w-]*\*{3,}[\w-]*"
+)
+#: Characters a key is made of, for cutting an echo of it at its real end.
+_KEY_CHARS = re.compile(r"[\w.~+/=-]*")
+
+
+def scrub_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every known secret, and anything shaped like a credential, as ``***``.
+
+    A secret cut short by a snippet (``…``) is caught by its first 8 characters.
+
+    >>> scrub_text("Authorization: Basic dXNlcg== and k3y-0123456789", ["k3y-0123456789"])
+    '*** and ***'
+    >>> scrub_text("<td>Bearer abc.def-123</td> cut at the token limit")
+    '<td>***</td> cut at the token limit'
+    """
+    for secret in secrets:
+        if len(secret) < 4:
+            continue
+        text = text.replace(secret, "***")
+        head = secret[:8]
+        if len(secret) >= 8 and head in text:
+            pieces = text.split(head)
+            text = pieces[0] + "".join("***" + _KEY_CHARS.sub("", p, count=1) for p in pieces[1:])
+    return _CREDENTIALS.sub("***", text)
+
+
+def scrub_error(exc: OllamaMagicError, secrets: Iterable[str] = ()) -> OllamaMagicError:
+    """The error with secrets removed from everything it shows: message, args, server text."""
+    known = [s for s in secrets if s]
+    exc.message = scrub_text(exc.message, known)
+    exc.args = tuple(scrub_text(a, known) if isinstance(a, str) else a for a in exc.args)
+    server_text = getattr(exc, "error", None)
+    if isinstance(server_text, str):
+        exc.error = scrub_text(server_text, known)  # type: ignore[attr-defined]
+    return exc
 
 
 class OllamaUsageError(OllamaMagicError, ValueError):
@@ -92,7 +140,13 @@ class StreamTimeoutError(OllamaStreamError):
     title = "Ollama stopped responding"
 
 
-class ProtocolError(OllamaStreamError):
+class LocalRuntimeMissing(OllamaMagicError):
+    """A ``local:`` model was asked for, but llama-cpp-python or the weights are missing."""
+
+    title = "The embedded model is not installed"
+
+
+class UnexpectedDataError(OllamaStreamError):
     """A line of the stream was not the JSON Ollama sends."""
 
     title = "Unexpected data from the server"

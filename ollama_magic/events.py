@@ -79,7 +79,8 @@ class Stats:
     wall_time: float | None = None
     #: Time from sending the request to the first thinking or answer text.
     first_token_time: float | None = None
-    #: Number of text chunks received (a good stand-in for tokens when eval_count is missing).
+    #: Streamed pieces of text (thinking and answer). Ollama sends one token per chunk; other
+    #: servers may send several, so the token count is ``eval_count`` when the server gives it.
     chunks: int = 0
 
     @property

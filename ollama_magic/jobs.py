@@ -44,7 +44,7 @@ class Answers(dict[str, OllamaResponse]):
     """Model name → :class:`OllamaResponse`, for ``%%ollama m1 m2`` comparisons."""
 
     def _repr_markdown_(self) -> str:
-        from .view import compare_markdown
+        from .render import compare_markdown
 
         return compare_markdown(self)
 
@@ -62,7 +62,7 @@ class MappedAnswers(list[OllamaResponse]):
         return [i for i, r in enumerate(self) if not r.complete]
 
     def _repr_markdown_(self) -> str:
-        from .view import map_summary
+        from .render import map_summary
 
         return map_summary(self)
 

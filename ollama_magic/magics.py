@@ -7,30 +7,24 @@ views render. This class holds the configuration (``%config OllamaMagics.*``) an
 
 from __future__ import annotations
 
-import difflib
-import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
-from IPython.core.error import StdinNotImplementedError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Dict, Enum, Float, List, Unicode
 
-from .backends import DEFAULT_TIMEOUT, make_backend
+from .arguments import ollama_arguments
+from .backends import DEFAULT_TIMEOUT, Backend, backend_kind, make_backend
 from .cmdline import split_arguments, split_line_prompt
 from .coding import offer_code
 from .commands import CommandContext, Subcommand
-from .conversation import Conversation, Conversations
+from .conversation import Conversations, reset_conversation, show_history
 from .errors import (
-    ModelNotFoundError,
     OllamaConnectionError,
     OllamaMagicError,
     OllamaUsageError,
-    ToolLoopError,
 )
 from .fix import (
     DEFAULT_EXPLAIN_PROMPT,
@@ -44,18 +38,19 @@ from .local import default_local_model
 from .log import AnswerLog, log_command
 from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
 from .prompt import dry_run_markdown
+from .render import ConfigReport
 from .request import (
-    DEFAULT_CHAT,
     DEFAULT_OUT,
     ChatRequest,
     Defaults,
     build_request,
     check_out_name,
+    choose_servers,
     resolve_base_url,
 )
 from .result import OllamaResponse
+from .shell import cell_key, confirm_call, raw_inputs, show_markdown
 from .stream import CancelToken, Journal
-from .tools import ToolCallRecord
 from .view import choose_compare_view, choose_map_view, choose_view
 
 #: The settings ``%ollama config`` reports, in this order.
@@ -113,9 +108,10 @@ class OllamaMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell, **kwargs)
-        self._backends: dict[tuple[str, str, str, float], Any] = {}
+        self._backends: dict[tuple[str, str, str, float], Backend] = {}
         self.conversations = Conversations()
         self._answer_log: AnswerLog | None = None
+        self._answer_log_enabled: bool | None = None
 
     def _log(self) -> AnswerLog:
         """The answer log, opened lazily; ``%config OllamaMagics.log = False`` wins over the
@@ -142,10 +138,8 @@ class OllamaMagics(Magics):
         assert self.shell is not None
         return self.shell
 
-    def _backend(self, model: str, base_url: str, api: str, timeout: float) -> Any:
+    def _backend(self, model: str, base_url: str, api: str, timeout: float) -> Backend:
         """One backend per kind and server, so keep-alive connections are reused."""
-        from .backends import backend_kind
-
         key = (backend_kind(model, base_url, api), base_url, api, timeout)
         backend = self._backends.get(key)
         if backend is None:
@@ -153,139 +147,26 @@ class OllamaMagics(Magics):
         return backend
 
     def _fallback_model(self, base_url: str, api: str) -> str:
-        """No model named anywhere: the embedded model when no Ollama answers (with a note)."""
+        """No model named anywhere: the embedded model when no server answers (with a note)."""
         local = default_local_model()
-        backend = self._backend("", base_url, api, self.timeout)
-        if local is not None and backend.kind == "ollama":
+        if local is not None:
+            backend = self._backend("", base_url, api, self.timeout)
             try:
-                backend.client.request_json("GET", "/api/version", timeout=2)
+                backend.version(timeout=2)
             except OllamaConnectionError:
                 print(
-                    f"Ollama is not reachable at {base_url}; answering with the embedded {local}.",
+                    f"{backend.label[:1].upper()}{backend.label[1:]} is not reachable at "
+                    f"{base_url}; answering with the embedded {local}.",
                     file=sys.stderr,
                 )
                 return local
         raise OllamaUsageError(
-            "No model given. Name one on the magic line (`%%ollama llama3.2`) or set a "
-            "default once with `%config OllamaMagics.model = 'llama3.2'`."
+            "No model given. Name one on the magic line (%%ollama llama3.2) or set a "
+            "default once with %config OllamaMagics.model = 'llama3.2'."
         )
 
     @no_var_expand
-    @magic_arguments(name="%ollama")  # the usage line then reads %%ollama
-    @argument(
-        "models",
-        nargs="*",
-        metavar="MODEL",
-        help="Model to ask, e.g. llama3.2; name several to compare their answers side by side.",
-    )
-    @argument("-o", "--out", metavar="NAME", help=f"Variable for the answer ({DEFAULT_OUT}).")
-    @argument(
-        "--host",
-        action="append",
-        metavar="URL",
-        help="Ollama URL or host[:port] (default: OLLAMA_HOST or local); several, comma-separated "
-        "or repeated, make a pool that --map spreads items over.",
-    )
-    @argument("-s", "--system", help="System prompt, e.g. --system 'You are terse.'")
-    @argument("-t", "--temperature", type=float, help="Sampling temperature, e.g. 0.2.")
-    @argument("--seed", type=int, help="Random seed, for repeatable answers.")
-    @argument(
-        "-O",
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Any Ollama option (repeatable); VALUE is parsed as JSON when it can be.",
-    )
-    @argument(
-        "--format",
-        metavar="json|SCHEMA|VAR",
-        help="Ask for JSON: `json`, an inline JSON schema, or a variable (schema dict or "
-        "pydantic model).",
-    )
-    @argument(
-        "--think",
-        nargs="?",
-        const=True,
-        default=None,
-        metavar="LEVEL",
-        help="Ask a reasoning model to think (optionally low, medium or high).",
-    )
-    @argument("--no-think", action="store_true", help="Ask a reasoning model not to think.")
-    @argument("--keep-alive", metavar="DURATION", help="How long Ollama keeps the model loaded.")
-    @argument(
-        "--timeout",
-        type=float,
-        metavar="SECONDS",
-        help=f"Longest wait for the next chunk (default {DEFAULT_TIMEOUT:g}; 0 = forever).",
-    )
-    @argument(
-        "-c",
-        "--chat",
-        nargs="?",
-        const=DEFAULT_CHAT,
-        default=None,
-        metavar="NAME",
-        help=f"Continue a conversation across cells (default name {DEFAULT_CHAT!r}).",
-    )
-    @argument("--no-chat", action="store_true", help="Ignore the configured conversation.")
-    @argument(
-        "-i",
-        "--image",
-        action="append",
-        default=[],
-        metavar="PATH|VAR",
-        help="Image for a vision model (repeatable): a file, bytes, PIL image or figure.",
-    )
-    @argument("--pull", action="store_true", help="Download the model first if it is missing.")
-    @argument(
-        "--bg",
-        action="store_true",
-        help="Answer in the background: the cell returns at once; NAME_job has .wait()/.cancel().",
-    )
-    @argument(
-        "--map",
-        metavar="VAR",
-        help="Run the prompt once per item of a list variable ({item} in the prompt).",
-    )
-    @argument(
-        "--concurrency",
-        type=int,
-        default=1,
-        metavar="N",
-        help="With --map: requests at once (default 1; Ollama answers one at a time per model).",
-    )
-    @argument(
-        "--tools",
-        metavar="NAME[,NAME…]",
-        help="Notebook functions the model may call (or a variable holding a list of them).",
-    )
-    @argument(
-        "--max-tool-rounds",
-        type=int,
-        metavar="N",
-        help="With --tools: end a model that keeps calling after N rounds (default 8).",
-    )
-    @argument("--confirm", action="store_true", help="With --tools: ask before each call.")
-    @argument(
-        "--cache",
-        action="store_true",
-        help="Replay an identical earlier complete answer from the answer log, if there is one.",
-    )
-    @argument("--no-interpolate", action="store_true", help="Send the prompt exactly as typed.")
-    @argument("--dry-run", action="store_true", help="Show the request (and curl); send nothing.")
-    @argument("--trace", action="store_true", help="Also show the raw stream lines as they come.")
-    @argument(
-        "--api",
-        choices=("auto", "ollama", "openai"),
-        help="Server API (default auto: OpenAI-compatible when the URL ends in /v1).",
-    )
-    @argument(
-        "--code",
-        action="store_true",
-        help="Offer the answer's Python code as a new cell below (also in NAME.code).",
-    )
-    @argument("-q", "--quiet", action="store_true", help="Show nothing; only set the variable.")
+    @ollama_arguments
     @line_cell_magic
     def ollama(self, line: str, cell: str | None = None) -> Any:
         """Send the cell to a local Ollama model and stream the answer into the output.
@@ -339,15 +220,18 @@ class OllamaMagics(Magics):
 
     def _context(self, host: str | None = None) -> CommandContext:
         base_url = resolve_base_url(host or self.host)
-        live = getattr(self.shell, "kernel", None) is not None
-        backend = self._backend("", base_url, self.api, self.timeout)
-        return CommandContext(self.shell, backend.client, live)
+        live = self._live()
+        return CommandContext(self.shell, self._backend("", base_url, self.api, self.timeout), live)
+
+    def _live(self) -> bool:
+        """Inside a Jupyter kernel (widgets can be shown), not terminal IPython."""
+        return getattr(self.shell, "kernel", None) is not None
 
     def _subcommands(self) -> dict[str, Subcommand]:
         return {
             **SUBCOMMANDS,
-            "history": self._history,
-            "reset": self._reset,
+            "history": lambda ctx, argv: show_history(self.conversations, argv, self.chat),
+            "reset": lambda ctx, argv: reset_conversation(self.conversations, argv, self.chat),
             "config": self._show_config,
             "log": lambda ctx, argv: log_command(self._log())(ctx, argv),
             "fix": self._fix,
@@ -391,29 +275,6 @@ class OllamaMagics(Magics):
         self._ask(self._parse_args(argv), prompt)
         return None
 
-    def _history(self, ctx: CommandContext, argv: list[str]) -> Conversation:
-        """``%ollama history [NAME]``: the conversation so far (also returned as data)."""
-        name = self._conversation_name(argv, "history")
-        conversation = self.conversations.get(name)
-        if conversation is None:
-            known = ", ".join(sorted(self.conversations)) or "none yet"
-            raise OllamaUsageError(
-                f"There is no conversation {name!r} (conversations: {known}). Start one with "
-                f"`%%ollama MODEL --chat {name}`."
-            )
-        return conversation
-
-    def _reset(self, ctx: CommandContext, argv: list[str]) -> None:
-        """``%ollama reset [NAME]``: forget a conversation (``--all``: every conversation)."""
-        if argv == ["--all"]:
-            self.conversations.clear()
-            print("Forgot all conversations.")
-            return
-        name = self._conversation_name(argv, "reset")
-        dropped = self.conversations.pop(name, None)
-        count = len(dropped.exchanges) if dropped else 0
-        print(f"Conversation {name!r} reset ({count} exchange(s) forgotten).")
-
     def _fix(self, ctx: CommandContext, argv: list[str]) -> None:
         """``%ollama fix [MODEL] [options]``: a corrected last failing cell, as a new cell."""
         report = require_last_error(self._ip, "fix")
@@ -432,11 +293,6 @@ class OllamaMagics(Magics):
             args.no_chat = True
         self._ask(args, prompt)
 
-    def _conversation_name(self, argv: list[str], command: str) -> str:
-        if len(argv) > 1:
-            raise OllamaUsageError(f"%ollama {command} takes at most one conversation name.")
-        return argv[0] if argv else (self.chat or DEFAULT_CHAT)
-
     def _show_config(self, ctx: CommandContext, argv: list[str]) -> ConfigReport:
         """``%ollama config``: the effective settings and where each comes from."""
         if argv:
@@ -454,18 +310,6 @@ class OllamaMagics(Magics):
         return ConfigReport(rows)
 
     # -- asking --------------------------------------------------------------------------------
-
-    def _cell_key(self) -> str:
-        """Which cell is running: the front end's cell id when it sends one, else In[n]."""
-        parent = getattr(self.shell, "parent_header", None)
-        kernel = getattr(self.shell, "kernel", None)
-        if not parent and kernel is not None:
-            parent = kernel.get_parent("shell")
-        metadata = (parent or {}).get("metadata") or {}
-        cell_id = metadata.get("cellId") or metadata.get("cell_id")
-        if cell_id:
-            return f"cell:{cell_id}"
-        return f"In[{self._ip.execution_count}]"
 
     def _defaults(self) -> Defaults:
         return Defaults(
@@ -491,7 +335,8 @@ class OllamaMagics(Magics):
                 defaults=self._defaults(),
                 namespace=namespace,
                 conversations=self.conversations,
-                cell_key=self._cell_key(),
+                cell_key=cell_key(self._ip),
+                raw_inputs=raw_inputs(self._ip),
                 fallback_model=self._fallback_model,
             )
             if request.dry_run:
@@ -514,60 +359,24 @@ class OllamaMagics(Magics):
             return
         work(None)
 
-    def _backend_for(self, request: ChatRequest, model: str) -> Any:
+    def _backend_for(self, request: ChatRequest, model: str) -> Backend:
         return self._backend(model, request.base_url, request.api, request.timeout)
 
     def _check_servers(self, request: ChatRequest) -> ChatRequest:
-        """Keep the servers that can answer; refuse unknown model names before anything is sent.
+        """Unknown model names are refused (or pulled, with --pull) before anything is sent."""
 
-        With ``--pull`` a missing model is downloaded first. With several hosts, one prompt goes
-        to the first server that has the model; ``--map`` keeps every server that has it and
-        says in one line which ones it leaves out.
-        """
-        if request.compare or len(request.base_urls) == 1:
-            for model in request.models:
-                self._check_model(request, request.base_url, model)
-            return request
-        usable, missing = [], None
-        for url in request.base_urls:
-            try:
-                self._check_model(request, url, request.model)
-            except ModelNotFoundError as exc:
-                missing = missing or exc
-                print(f"{url} does not have {request.model}; it is left out.", file=sys.stderr)
-                continue
-            if request.map_name is None and self._answers(request, url):
-                return replace(request, base_url=url, base_urls=(url,))
-            usable.append(url)
-        if not usable:
-            assert missing is not None
-            raise missing
-        return replace(request, base_url=usable[0], base_urls=tuple(usable))
+        def check(url: str, model: str) -> None:
+            backend = self._backend(model, url, request.api, request.timeout)
+            if request.pull:
+                ensure_model(CommandContext(self.shell, backend, self._live()), model)
+            else:
+                backend.check_model(model)
 
-    def _answers(self, request: ChatRequest, url: str) -> bool:
-        backend = self._backend(request.model, url, request.api, request.timeout)
-        return bool(backend.model_names(timeout=2.0))
+        def answers(url: str) -> bool:
+            backend = self._backend(request.model, url, request.api, request.timeout)
+            return bool(backend.model_names(timeout=2.0))
 
-    def _check_model(self, request: ChatRequest, url: str, model: str) -> None:
-        backend = self._backend(model, url, request.api, request.timeout)
-        if backend.kind != "ollama":
-            return
-        if request.pull:
-            ensure_model(self._context(url), model)
-            return
-        installed = backend.model_names(timeout=2.0)
-        if not installed or model in installed:
-            return  # an empty list means the server could not say: let it answer
-        close = difflib.get_close_matches(model, sorted(installed), n=1, cutoff=0.5)
-        guess = f" Did you mean {close[0]}?" if close else ""
-        raise ModelNotFoundError(
-            f"The model {model!r} is not installed on {url}.{guess} Download it with "
-            f"%ollama pull {model} (or add --pull to the magic line); %ollama list shows the "
-            "installed models.",
-            404,
-            "model not found",
-            model,
-        )
+        return choose_servers(request, check, answers)
 
     def _mode(self, request: ChatRequest) -> Callable[[CancelToken | None], Any]:
         """The work for the request's mode, as one call that a worker thread can run."""
@@ -628,38 +437,4 @@ class OllamaMagics(Magics):
         markdown = "\n\n".join(parts)
         if request.map_name is not None:
             markdown += f"\n\n*(the first of {len(request.map_prompts)} requests of --map)*"
-        if getattr(self.shell, "kernel", None) is not None:
-            from IPython.display import display
-
-            display({"text/markdown": markdown, "text/plain": markdown}, raw=True)
-        else:
-            print(markdown)
-
-
-def confirm_call(record: ToolCallRecord) -> bool:
-    """``--confirm``: ask in the front end's input box before a tool runs."""
-    arguments = json.dumps(record.arguments, ensure_ascii=False, default=repr)[:300]
-    try:
-        reply = input(f"Run {record.name}({arguments})? [y/N] ")
-    except (StdinNotImplementedError, EOFError):
-        raise ToolLoopError(
-            "--confirm needs a front end that can ask (JupyterLab, Notebook, VS Code or terminal "
-            "IPython); this one cannot, so no tool ran. Drop --confirm to let the calls run."
-        ) from None
-    return reply.strip().lower() in ("y", "yes")
-
-
-class ConfigReport(list[tuple[str, Any, str]]):
-    """Rows of (setting, value, source) that render as a table."""
-
-    def _repr_markdown_(self) -> str:
-        lines = ["| setting | value | from |", "|---|---|---|"]
-        for name, value, source in self:
-            text = str(value) if value not in ("", None, {}) else ""
-            shown = text.replace("`", "'").replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| `{name}` | {f'`{shown}`' if shown else '*(not set)*'} | {source} |")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        width = max(len(name) for name, _, _ in self)
-        return "\n".join(f"{name:<{width}}  {value!r}  ({source})" for name, value, source in self)
+        show_markdown(self._ip, markdown)

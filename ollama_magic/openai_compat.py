@@ -18,10 +18,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -35,21 +34,17 @@ from .client import (
     _snippet,
     body_chunks,
     build_chat_body,
-    is_loopback,
 )
 from .errors import (
-    ModelNotFoundError,
-    OllamaConnectionError,
     OllamaMagicError,
-    OllamaResponseError,
     OllamaStreamError,
     OllamaUsageError,
-    ProtocolError,
-    StreamErrorLine,
     StreamTimeoutError,
-    TruncatedStreamError,
+    UnexpectedDataError,
 )
 from .events import AnswerDelta, Done, Event, Stats, ThinkingDelta
+from .openai_errors import OpenAIErrors, _error_text, _retitled
+from .sse import sse_events, sse_lines
 
 __all__ = [
     "OpenAIClient",
@@ -98,10 +93,6 @@ _IMAGE_TYPES = (
     (b"GIF8", "image/gif"),
     (b"RIFF", "image/webp"),
 )
-_EOL = re.compile(rb"\r\n|\r|\n")
-#: A key as servers echo it, partly starred out: the visible ends are still secret.
-_MASKED_KEY = re.compile(r"[\w-]*\*{3,}[\w-]*")
-_E = TypeVar("_E", bound=OllamaMagicError)
 
 #: Called with each raw line of the event stream and its arrival time (``perf_counter``).
 LineHook = Callable[[bytes, float], None]
@@ -222,102 +213,6 @@ def openai_chat_body(body: Mapping[str, Any]) -> dict[str, Any]:
     return request
 
 
-# --------------------------------------------------------------------------------------------
-# Server-sent events
-
-
-def sse_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Lines of an event stream, blank ones included, ended by CRLF, LF or a lone CR.
-
-    Unlike :func:`ollama_magic.client.split_lines` this keeps blank lines: they end events.
-    A CRLF split across two chunks counts once.
-
-    >>> list(sse_lines([b"data: a\\r", b"\\ndata: b\\r\\r", b"\\n: c"]))
-    [b'data: a', b'data: b', b'', b': c']
-    """
-    pending: list[bytes] = []
-    skip_lf = False
-    for chunk in chunks:
-        if not chunk:
-            continue
-        if skip_lf and chunk[:1] == b"\n":
-            chunk = chunk[1:]
-        skip_lf = False
-        start = 0
-        for match in _EOL.finditer(chunk):
-            piece = chunk[start : match.start()]
-            if pending:
-                pending.append(piece)
-                piece = b"".join(pending)
-                pending.clear()
-            yield piece
-            start = match.end()
-        if chunk.endswith(b"\r"):
-            skip_lf = True  # the next chunk may start with the \n of this \r\n
-        elif start < len(chunk):
-            pending.append(chunk[start:])
-    if pending:
-        yield b"".join(pending)
-
-
-def sse_events(lines: Iterable[bytes]) -> Iterator[tuple[str, str, bool]]:
-    """``(event type, data, complete)`` for each event of a ``text/event-stream`` body.
-
-    Follows the WHATWG rules: ``data:`` lines of one event are joined with ``\\n``, lines
-    starting with ``:`` are comments (keep-alives), ``event:`` names the event (``message``
-    by default), one space after the colon is dropped, a blank line dispatches. An
-    ``error:`` line, which llama.cpp's server writes instead of ``data:``, becomes an
-    ``error`` event. Data still pending when the body ends is yielded with
-    ``complete=False`` (the spec drops it; the caller decides whether it is a truncation).
-
-    >>> list(sse_events([b": ping", b"data: {", b"data: }", b"", b"event: x", b"data:y", b""]))
-    [('message', '{\\n}', True), ('x', 'y', True)]
-    """
-    data: list[str] = []
-    event = ""
-    first = True
-    for raw in lines:
-        if not raw:
-            if data:
-                yield event or "message", "\n".join(data), True
-            data, event = [], ""
-            continue
-        line = raw.decode("utf-8", "replace")
-        if first:
-            line = line.removeprefix("\ufeff")
-            first = False
-        if line.startswith(":"):
-            continue
-        name, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            data.append(value)
-        elif name == "event":
-            event = value
-        elif name == "error":
-            yield "error", value, True
-    if data:
-        yield event or "message", "\n".join(data), False
-
-
-def _error_text(obj: Any) -> tuple[str, str]:
-    """``(message, type)`` of an OpenAI-style error object, a bare string, or FastAPI detail."""
-    if isinstance(obj, Mapping):
-        error = obj.get("error", obj.get("detail", obj))
-        if isinstance(error, Mapping):
-            message = error.get("message") or error.get("msg") or error.get("detail") or ""
-            kind = error.get("type") or error.get("code") or ""
-            return str(message or json.dumps(dict(error))), str(kind)
-        if isinstance(error, list) and error:  # FastAPI validation errors
-            return "; ".join(
-                str(e.get("msg", e)) if isinstance(e, Mapping) else str(e) for e in error
-            ), "invalid_request_error"
-        if error:
-            return str(error), ""
-    return "", ""
-
-
 def _text(value: Any) -> str:
     """A delta field as text: strings as they are, lists of content parts joined."""
     if isinstance(value, str):
@@ -431,13 +326,7 @@ def _stats(usage: Mapping[str, Any], timings: Mapping[str, Any]) -> Stats:
 # The client
 
 
-def _retitled(exc: _E, title: str) -> _E:
-    """The same error under a heading that does not say "Ollama" (it is another server)."""
-    exc.title = title
-    return exc
-
-
-class OpenAIClient(HttpClient):
+class OpenAIClient(OpenAIErrors, HttpClient):
     """Streams chat answers from an OpenAI-compatible server (``.../v1``) as the magic's events.
 
     ``base_url`` is the API root (``http://127.0.0.1:8000/v1``; ``/v1`` is added if missing).
@@ -587,7 +476,7 @@ class OpenAIClient(HttpClient):
                 if not complete:
                     return  # cut inside the last event: reported as a truncation
                 raise _retitled(
-                    ProtocolError(
+                    UnexpectedDataError(
                         f"The server sent an event that is not JSON: {_snippet(data)!r}. "
                         f"Is {self.base_url} an OpenAI-compatible API?"
                     ),
@@ -595,7 +484,9 @@ class OpenAIClient(HttpClient):
                 ) from None
             if not isinstance(obj, dict):
                 raise _retitled(
-                    ProtocolError(f"The server sent {_snippet(data)!r} where an object belongs."),
+                    UnexpectedDataError(
+                        f"The server sent {_snippet(data)!r} where an object belongs."
+                    ),
                     "Unexpected data from the server",
                 )
             if obj.get("error"):
@@ -638,125 +529,3 @@ class OpenAIClient(HttpClient):
         if obj.get("error"):
             raise self._stream_error(_error_text(obj)[0])
         return obj
-
-    # -- errors ------------------------------------------------------------------------------
-
-    def _scrub(self, text: str) -> str:
-        """Server text with the API key, and any masked echo of a key (``sk-***abcd``), hidden."""
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        return _MASKED_KEY.sub("***", text)
-
-    def _unreachable(self, reason: str) -> OllamaConnectionError:
-        hint = (
-            "Start the server (for example `python -m llama_cpp.server --model FILE.gguf` or "
-            "`vllm serve MODEL`)"
-            if is_loopback(self.base_url)
-            else "Check that the server is running and reachable from this machine"
-        )
-        error = OllamaConnectionError(
-            f"Could not connect to the OpenAI-compatible server at {self.base_url} ({reason}). "
-            f"{hint}, or point %%ollama elsewhere with --host URL (ending in /v1).",
-            url=self.base_url,
-        )
-        return _retitled(error, "The server is not reachable")
-
-    def _stalled(self, seconds: float) -> StreamTimeoutError:
-        error = StreamTimeoutError(
-            f"{self.base_url} accepted the request but sent nothing for {seconds:g} s. The "
-            "model may still be loading: raise the limit with --timeout (0 waits forever)."
-        )
-        return _retitled(error, "The server stopped responding")
-
-    def _cut_off(self, message: str) -> TruncatedStreamError:
-        return _retitled(TruncatedStreamError(message), "The answer was cut off")
-
-    def _not_json(self, path: str, data: bytes) -> ProtocolError:
-        return self._not_api(data)
-
-    def _not_api(self, data: bytes | str) -> ProtocolError:
-        error = ProtocolError(
-            f"{self.base_url} answered with something that is not the OpenAI API: "
-            f"{_snippet(data)!r}. Check the URL: it should be the API root, ending in /v1."
-        )
-        return _retitled(error, "Unexpected data from the server")
-
-    def _truncated(self, reason: str) -> TruncatedStreamError:
-        return self._cut_off(
-            f"The connection to {self.base_url} closed before the answer was finished{reason} "
-            "(no finish_reason and no `data: [DONE]` arrived). The server may have crashed or "
-            "been restarted; check its log, then re-run the cell."
-        )
-
-    def _stream_error(self, message: str) -> StreamErrorLine:
-        message = self._scrub(message.strip() or "no details given")
-        error = StreamErrorLine(
-            f"{message.rstrip('.')}. Check the server's log; re-run the cell to try again.",
-            message,
-        )
-        return _retitled(error, "The server reported an error mid-answer")
-
-    def _http_error(self, response: requests.Response, model: str) -> OllamaResponseError:
-        status = response.status_code
-        raw = response.content[:4096]
-        try:
-            decoded: Any = json.loads(raw)
-        except ValueError:
-            decoded = None
-        message, kind = _error_text(decoded) if decoded is not None else ("", "")
-        message = self._scrub(message or _snippet(raw, 500)).rstrip(".")
-        where = self.base_url
-        lowered = message.lower()
-        if status == 401:
-            if self._api_key:
-                hint = (
-                    "The key that was sent is not accepted: put a valid one in OPENAI_API_KEY "
-                    "(in the kernel's environment) and re-run the cell."
-                )
-            else:
-                hint = (
-                    "No key was sent: set OPENAI_API_KEY in the kernel's environment (for "
-                    "example `%env OPENAI_API_KEY=...` in a cell) and re-run the cell."
-                )
-            text = f"{where} requires a valid API key (HTTP 401: {message or 'unauthorized'}). "
-            error = OllamaResponseError(text + hint, status, message)
-            return _retitled(error, "API key rejected")
-        if status == 404 and (
-            kind in ("model_not_found", "not_found_error")
-            or ("model" in lowered and ("not found" in lowered or "does not exist" in lowered))
-        ):
-            missing = ModelNotFoundError(
-                f"The model '{model}' is not served by {where} (the server said: {message}). "
-                "See the served models with `%ollama list` (GET /v1/models) and use one of "
-                "those names.",
-                status,
-                message,
-                model,
-            )
-            return _retitled(missing, "Model not found")
-        if status == 404:
-            text = (
-                f"{where} answered HTTP 404 ({message or 'empty body'}) for {response.url}. Is "
-                "this an OpenAI-compatible server? The URL should be its API root, ending in /v1."
-            )
-        elif status == 403:
-            text = (
-                f"{where} refused the request (HTTP 403: {message or 'forbidden'}). The API key "
-                "has no access to this model or endpoint."
-            )
-        elif status == 429:
-            text = (
-                f"{where} is rate-limiting this key (HTTP 429: {message}). Wait and re-run the "
-                "cell, or check the account's quota."
-            )
-        elif 400 <= status < 500:
-            text = (
-                f"The server rejected the request (HTTP {status}): {message}. Check the "
-                "--option, --format and --think values for this server."
-            )
-        else:
-            text = (
-                f"The server failed (HTTP {status}): {message or 'no details given'}. Check "
-                "the server's log; re-run the cell to try again."
-            )
-        return _retitled(OllamaResponseError(text, status, message), "The server returned an error")

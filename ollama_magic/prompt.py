@@ -96,18 +96,6 @@ def _code_spans(text: str, start: int, end: int) -> list[_Code]:
     return spans
 
 
-def _raw_history(namespace: Mapping[str, Any]) -> Sequence[str] | None:
-    """The running shell's cells as typed, when ``namespace["In"]`` is that shell's history."""
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    history = getattr(shell, "history_manager", None)
-    if history is None or namespace.get("In") is not history.input_hist_parsed:
-        return None
-    raw: Sequence[str] = history.input_hist_raw
-    return raw
-
-
 def interpolate_with_names(
     text: str, namespace: Mapping[str, Any], raw_inputs: Sequence[str] | None = None
 ) -> Interpolation:
@@ -116,8 +104,6 @@ def interpolate_with_names(
     >>> interpolate_with_names("{x} and {x}, `{y}`, {In[1]}", {"x": 1, "y": 2, "In": ["", "a"]})
     Interpolation(text='1 and 1, `2`, a', names=['x', 'y', 'In[1]'])
     """
-    if raw_inputs is None and "In" in namespace:
-        raw_inputs = _raw_history(namespace)
     names: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
@@ -169,9 +155,8 @@ def interpolate(
         {In[3]}
         ```
 
-    ``{In[n]}`` is cell ``n`` as the user typed it (magics and ``!`` commands included):
-    ``raw_inputs`` when given, else the running IPython's raw input history when
-    ``namespace["In"]`` is its history, else ``namespace["In"]``.
+    ``{In[n]}`` is ``raw_inputs[n]`` when given (the magic passes the cells as the user typed
+    them, magics and ``!`` commands included), else ``namespace["In"][n]``.
 
     >>> ns = {"city": "Paris", "In": ["", "x = 1"], "Out": {1: 42}}
     >>> interpolate("Weather in {city}? {nope} {'a': 1} f'{x!r}' {In[1]} {Out[1]}", ns)

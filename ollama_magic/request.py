@@ -8,20 +8,21 @@ work is refused here, up front, with one line that says what to do. Nothing is s
 from __future__ import annotations
 
 import keyword
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .backends import build_chat_body
+from .conversation import DEFAULT_CHAT as DEFAULT_CHAT
 from .conversation import Conversations
-from .errors import OllamaUsageError
+from .errors import ModelNotFoundError, OllamaUsageError
 from .host import resolve_host
 from .options import check_option_names, parse_keep_alive, parse_option
 from .prompt import encode_image, interpolate, interpolate_with_names, resolve_format
 from .tools import Tool, resolve_tools
 
 DEFAULT_OUT = "ollama_response"
-DEFAULT_CHAT = "default"
 THINK_LEVELS = ("low", "medium", "high")
 
 
@@ -211,7 +212,7 @@ def _think(args: Any) -> bool | str | None:
         raise OllamaUsageError(
             f"--think takes no value or one of low, medium, high; got {args.think!r}."
         )
-    return args.think  # type: ignore[no-any-return]
+    return args.think
 
 
 def _map_items(name: str, namespace: Mapping[str, Any]) -> list[Any]:
@@ -235,10 +236,12 @@ def build_request(
     conversations: Conversations,
     cell_key: str,
     fallback_model: Callable[[str, str], str],
+    raw_inputs: Sequence[str] | None = None,
 ) -> ChatRequest:
     """Read the parsed arguments and the cell once; raise ``OllamaUsageError`` on bad input.
 
-    ``fallback_model(base_url, api)`` picks a model when none is named anywhere.
+    ``fallback_model(base_url, api)`` picks a model when none is named anywhere;
+    ``raw_inputs`` are the cells as typed, for ``{In[n]}``.
     """
     out = check_out_name(args.out or defaults.out)
     models = [m.strip() for m in args.models if m.strip()] or [defaults.model.strip()]
@@ -260,14 +263,16 @@ def build_request(
     if args.map:
         items = _map_items(args.map, namespace)
         map_prompts = tuple(
-            template if args.no_interpolate else interpolate(template, {**namespace, "item": item})
+            template
+            if args.no_interpolate
+            else interpolate(template, {**namespace, "item": item}, raw_inputs)
             for item in items
         )
         prompt = map_prompts[0] if map_prompts else template
     elif args.no_interpolate:
         prompt = template
     else:
-        prompt, filled_in = interpolate_with_names(template, namespace)
+        prompt, filled_in = interpolate_with_names(template, namespace, raw_inputs)
     options: dict[str, Any] = dict(defaults.options)
     for item in args.option:
         key, value = parse_option(item)
@@ -325,3 +330,37 @@ def build_request(
         notes=tuple(f"Warning: {note}" for note in check_option_names(options)),
         code=args.code,
     )
+
+
+def choose_servers(
+    request: ChatRequest,
+    check: Callable[[str, str], None],
+    answers: Callable[[str], bool],
+) -> ChatRequest:
+    """Keep the servers that can answer the request.
+
+    ``check(url, model)`` raises ``ModelNotFoundError`` for a model a server lacks (or pulls
+    it); ``answers(url)`` says whether a server is up. One server, or a comparison: every model
+    is checked there. With several hosts, one prompt goes to the first server that has the
+    model and answers; ``--map`` keeps every server that has it and says in one line which
+    ones it leaves out.
+    """
+    if request.compare or len(request.base_urls) == 1:
+        for model in request.models:
+            check(request.base_url, model)
+        return request
+    usable: list[str] = []
+    missing: ModelNotFoundError | None = None
+    for url in request.base_urls:
+        try:
+            check(url, request.model)
+        except ModelNotFoundError as exc:
+            missing = missing or exc
+            print(f"{url} does not have {request.model}; it is left out.", file=sys.stderr)
+            continue
+        if request.map_name is None and answers(url):
+            return replace(request, base_url=url, base_urls=(url,))
+        usable.append(url)
+    if missing is not None and not usable:
+        raise missing
+    return replace(request, base_url=usable[0], base_urls=tuple(usable))

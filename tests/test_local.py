@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 from ollama_magic.client import build_chat_body
-from ollama_magic.errors import OllamaConnectionError, OllamaUsageError, TruncatedStreamError
+from ollama_magic.errors import (
+    LocalRuntimeMissing,
+    OllamaConnectionError,
+    OllamaUsageError,
+    TruncatedStreamError,
+)
 from ollama_magic.events import AnswerDelta, Done
 from ollama_magic.local import (
     KNOWN_MODELS,
@@ -68,7 +73,7 @@ def test_arguments_are_checked_before_loading(tmp_path: Path):
         resolve_model("local:nope")
     with pytest.raises(OllamaUsageError, match="no GGUF file"):
         resolve_model(f"local:{tmp_path / 'missing.gguf'}")
-    with pytest.raises(OllamaUsageError, match=r"pip install 'ollama-magic\[local\]'"):
+    with pytest.raises(LocalRuntimeMissing, match=r"pip install 'ollama-magic\[local\]'"):
         LocalModel("x", "no-such-distribution-here", "").path()
 
 
@@ -76,10 +81,22 @@ def test_missing_runtime_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_pa
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF")
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` fail
-    with pytest.raises(OllamaUsageError, match=r"pip install 'ollama-magic\[local\]'"):
+    with pytest.raises(LocalRuntimeMissing, match=r"pip install 'ollama-magic\[local\]'"):
         LocalClient().stream("/api/chat", build_chat_body(f"local:{gguf}", USER))
     rows = list_local_models()
     assert rows[0]["name"] == "local:smollm2" and "installed" in rows[0]
+
+
+def test_missing_runtime_is_one_clear_paragraph_in_the_shell(shell, monkeypatch):
+    """Not "Invalid %%ollama arguments": the arguments are fine, a package is missing."""
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    result = shell.run_cell("%%ollama local:smollm2\nHi")
+    error = result.error_in_exec
+    assert isinstance(error, LocalRuntimeMissing)
+    (shown,) = error._render_traceback_()
+    assert "Invalid %%ollama arguments" not in shown and "not installed" in shown
+    assert "pip install 'ollama-magic[local]'" in shown and "\n" not in shown
+    assert shell.user_ns["ollama_response"].error is error
 
 
 # -- with the model ---------------------------------------------------------------------------

@@ -413,7 +413,7 @@ def _entry(log: AnswerLog) -> LogEntry:
 
 def run_log(log: AnswerLog, line: str) -> Records:
     command = log_command(log)
-    return command(CommandContext(shell=None, client=None, live=False), line.split())  # type: ignore[arg-type]
+    return command(CommandContext(shell=None, backend=None, live=False), line.split())  # type: ignore[arg-type]
 
 
 def test_log_subcommand(home: Path, tmp_path: Path, server: FakeOllama) -> None:

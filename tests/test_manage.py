@@ -6,14 +6,15 @@ check what a notebook front end receives from ``%ollama pull``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from ollama_magic import manage
-from ollama_magic.client import OllamaClient
+from ollama_magic import pull
+from ollama_magic.backends import make_backend
 from ollama_magic.commands import CommandContext
 from ollama_magic.errors import (
     Interrupted,
@@ -26,13 +27,13 @@ from ollama_magic.manage import (
     SUBCOMMANDS,
     ModelDetails,
     PullError,
-    PullState,
     describe_subcommands,
     ensure_model,
     loaded_models,
     pull_model,
 )
-from ollama_magic.testing import FakeOllama
+from ollama_magic.pull import PullState
+from ollama_magic.testing import FakeOllama, Reply
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 LAYER = "sha256:dde5aa3fc5ffc17176b5e8bdc82f587b24b2678c6c66101bf7da77af9f7ccdff"
@@ -55,7 +56,8 @@ def pull_server(shell, monkeypatch) -> Iterator[FakeOllama]:
 
 
 class ScriptedClient:
-    """Stands in for OllamaClient where the fake cannot produce a case (errors mid-pull)."""
+    """Stands in for a backend's pull where the fake cannot produce a case (a Ctrl+C inside
+    the stream)."""
 
     base_url = "http://scripted.invalid"
 
@@ -65,8 +67,8 @@ class ScriptedClient:
         self.closed = False
         self.bodies: list[dict[str, Any]] = []
 
-    def stream_json(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        self.bodies.append(body)
+    def pull(self, name: str) -> Iterator[dict[str, Any]]:
+        self.bodies.append({"model": name, "stream": True})
 
         def lines() -> Iterator[dict[str, Any]]:
             try:
@@ -90,7 +92,7 @@ def layer(completed: int | None, total: int = 2_000_000_000) -> dict[str, Any]:
 
 
 def test_list_is_data_and_a_markdown_table(shell, server, monkeypatch):
-    monkeypatch.setattr("ollama_magic.manage.list_local_models", lambda: [])
+    monkeypatch.setattr("ollama_magic.backends.local.list_local_models", lambda: [])
     table = magic(shell, "list")
     assert isinstance(table, list)
     assert [row["name"] for row in table] == ["llama3.2:latest", "qwen3:8b"]
@@ -129,7 +131,7 @@ def test_models_is_an_alias_of_list(shell, server):
 
 
 def test_empty_install_says_how_to_pull(shell, monkeypatch):
-    monkeypatch.setattr("ollama_magic.manage.list_local_models", lambda: [])
+    monkeypatch.setattr("ollama_magic.backends.local.list_local_models", lambda: [])
     with FakeOllama(models=(), thinking_models=()) as empty:
         monkeypatch.setenv("OLLAMA_HOST", empty.host)
         table = magic(shell, "list")
@@ -171,19 +173,7 @@ def test_ps_with_nothing_loaded(shell, server):
     assert paths(server) == ["GET /api/ps"]
 
 
-class StaticClient:
-    """Returns one canned JSON answer: /api/ps with loaded models, which FakeOllama lacks."""
-
-    base_url = "http://127.0.0.1:11434"
-
-    def __init__(self, answer: Any) -> None:
-        self.answer = answer
-
-    def request_json(self, method: str, path: str, body: Any = None, *, timeout: float = 30):
-        return self.answer
-
-
-def test_ps_table_from_a_real_ps_answer():
+def test_ps_table_from_a_real_ps_answer(server):
     now = datetime.now(timezone.utc)
     soon = (now + timedelta(minutes=4, seconds=10)).isoformat().replace("+00:00", "Z")
     # The shape of GET /api/ps (ollama-api.md T16), with the expiry moved near now.
@@ -208,7 +198,8 @@ def test_ps_table_from_a_real_ps_answer():
             "context_length": 8192,
         },
     ]
-    ctx = CommandContext(None, StaticClient({"models": models}), live=False)
+    server.enqueue_for("/api/ps", Reply.raw(200, json.dumps({"models": models})))
+    ctx = CommandContext(None, make_backend("", server.url), live=False)
     table = loaded_models(ctx)
     assert [r["name"] for r in table] == ["llama3.2:latest", "qwen3:8b"]
     assert table[0]["size_vram"] == 3595234304 and table[0]["parameter_size"] == "3.2B"
@@ -356,8 +347,8 @@ def test_pull_interrupt_hangs_up_and_says_how_to_resume(shell, monkeypatch, caps
             if state.current is not None and state.current.completed:
                 raise KeyboardInterrupt  # the stop button, while bytes are arriving
 
-        monkeypatch.setattr(manage._TerminalProgress, "show", show)
-        monkeypatch.setattr(manage, "PROGRESS_INTERVAL", 0.0)  # draw every line
+        monkeypatch.setattr(pull._TerminalProgress, "show", show)
+        monkeypatch.setattr(pull, "PROGRESS_INTERVAL", 0.0)  # draw every line
         result = shell.run_cell("%ollama pull phi3")
         assert fake.wait_for_hangup()  # the connection was closed, so Ollama stops
     err = result.error_in_exec
@@ -428,7 +419,7 @@ def test_pull_with_a_connection_error_needs_no_progress(shell, closed_port, monk
 
 
 def test_ensure_model_pulls_only_what_is_missing(pull_server, capsys):
-    ctx = CommandContext(None, OllamaClient(pull_server.url), live=False)
+    ctx = CommandContext(None, make_backend("", pull_server.url), live=False)
     ensure_model(ctx, "llama3.2")
     ensure_model(ctx, "llama3.2:latest")
     ensure_model(ctx, "LLAMA3.2")
@@ -441,7 +432,7 @@ def test_ensure_model_pulls_only_what_is_missing(pull_server, capsys):
 
 
 def test_ensure_model_unknown_name(pull_server):
-    ctx = CommandContext(None, OllamaClient(pull_server.url), live=False)
+    ctx = CommandContext(None, make_backend("", pull_server.url), live=False)
     with pytest.raises(ModelNotFoundError, match=r"ollama\.com/library"):
         ensure_model(ctx, "llama9")
 

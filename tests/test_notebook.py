@@ -44,6 +44,12 @@ def test_quickstart_runs_and_saves_plain_outputs(server, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # The answers were streamed to the terminal as they arrived.
     assert "You said: Why is the sky blue? Answer in two sentences." in proc.stdout
+    # The last cell's value is shown, as a notebook shows Out[n] (the cell is `haiku.upper()`).
+    assert "YOU SAID: WRITE A HAIKU ABOUT NOTEBOOKS." in proc.stdout
+    assert "Out[" in proc.stdout
+    # The kernel talks over local sockets: no warning about unencrypted TCP.
+    assert "without encryption" not in proc.stderr + proc.stdout
+    assert not list(tmp_path.glob("kernel*")) and not list(REPO.glob("kernel-*"))
     nb = nbformat.read(out, as_version=4)
     cells = magic_cells(nb)
     assert len(cells) == 2

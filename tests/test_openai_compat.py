@@ -14,10 +14,10 @@ from ollama_magic.errors import (
     OllamaConnectionError,
     OllamaResponseError,
     OllamaUsageError,
-    ProtocolError,
     StreamErrorLine,
     StreamTimeoutError,
     TruncatedStreamError,
+    UnexpectedDataError,
 )
 from ollama_magic.events import AnswerDelta, Done, ThinkingDelta
 from ollama_magic.openai_compat import (
@@ -203,10 +203,10 @@ def test_http_errors(client, fake):
     with pytest.raises(OllamaResponseError, match="ending in /v1"):
         chat(client)
     fake.enqueue(Reply.raw(200, "<html>a web page</html>", "text/html"))
-    with pytest.raises(ProtocolError, match="not the OpenAI API"):
+    with pytest.raises(UnexpectedDataError, match="not the OpenAI API"):
         chat(client)
     fake.enqueue(Reply.stream(b"data: not json\n\n"))
-    with pytest.raises(ProtocolError, match="not JSON"):
+    with pytest.raises(UnexpectedDataError, match="not JSON"):
         chat(client)
 
 

@@ -234,7 +234,7 @@ def test_config_report_names_sources(shell, server):
     assert rows["model"] == ("llama3.2", "%config / ipython_config.py")
     assert rows["host"] == (server.url, "OLLAMA_HOST environment variable")
     assert rows["out"] == ("ollama_response", "default")
-    assert "| `model` | `llama3.2` |" in report._repr_markdown_()
+    assert "| model | llama3.2 |" in report._repr_markdown_()
 
 
 def test_line_magic_with_default_model_takes_all_words_as_prompt(shell, server):

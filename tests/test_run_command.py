@@ -19,6 +19,12 @@ async def _reply_seen_after_a_widget_echo() -> bool:
     kc.start_channels()
     try:
         await kc.wait_for_ready(timeout=60)
+        # wait_for_ready sends kernel_info again whenever a reply takes over a second (a busy
+        # machine), and the late replies stay queued; read up to the reply of one more request,
+        # so that the reply below is the only message still to come on the shell channel.
+        settled = kc.kernel_info()
+        while (await kc.shell_channel.get_msg(timeout=30))["parent_header"]["msg_id"] != settled:
+            pass
         waiting = asyncio.ensure_future(kc.shell_channel.get_msg(timeout=None))
         await asyncio.sleep(0)  # one turn of the loop: the wait is now registered with pyzmq
         msg_id = kc.kernel_info()

@@ -95,7 +95,7 @@ def _json(value: Any) -> str:
 def _is_busy(exc: BaseException) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
-        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (named in Python 3.11+)
     return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
