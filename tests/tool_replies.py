@@ -24,9 +24,7 @@ def ollama_calls(
     wire = []
     for index, call in enumerate(calls):
         name, arguments = call[0], call[1]
-        entry: dict[str, Any] = {
-            "function": {"index": index, "name": name, "arguments": arguments}
-        }
+        entry: dict[str, Any] = {"function": {"index": index, "name": name, "arguments": arguments}}
         call_id = call[2] if len(call) > 2 else None
         if call_id:
             entry["id"] = call_id
@@ -73,9 +71,8 @@ def openai_calls(*calls: tuple[str, dict[str, Any], str], pieces: int = 3) -> Re
             size = -(-len(text) // pieces)
             part = text[piece * size : (piece + 1) * size]
             if part:
-                steps.append(
-                    openai_chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
-                )
+                fragment = {"index": index, "function": {"arguments": part}}
+                steps.append(openai_chunk({"tool_calls": [fragment]}))
     steps.append(openai_chunk({}, "tool_calls"))
     steps.append(b"data: [DONE]\n\n")
     return Reply.stream(*steps, content_type="text/event-stream")
