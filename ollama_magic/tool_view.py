@@ -80,7 +80,7 @@ def call_text(
     record: ToolCallRecord, index: int | None = None, out_name: str = "", running: bool = False
 ) -> str:
     """The call and its result as plain text (terminal, ``text/plain``)."""
-    return f"🔧 {call_line(record)}\n{result_lines(record, index, out_name, running)}"
+    return f"▸ {call_line(record)}\n{result_lines(record, index, out_name, running)}"
 
 
 def call_markdown(text: str) -> str:
@@ -169,7 +169,7 @@ class ToolCallView:
         if self._text_open:
             print()
             self._text_open = False
-        print(f"🔧 {call_line(record)}", flush=True)
+        print(f"▸ {call_line(record)}", flush=True)
 
     def call_finished(self, record: ToolCallRecord) -> None:
         index = self._calls - 1

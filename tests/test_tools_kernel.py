@@ -78,7 +78,7 @@ def shown_calls(run: Execution) -> list[str]:
     for message in run.outputs:
         data = message.content.get("data", {})
         markdown = data.get("text/markdown", "")
-        if "🔧" in markdown:
+        if "▸ " in markdown:
             key = message.content.get("transient", {}).get("display_id") or str(len(shown))
             shown[key] = markdown
     return list(shown.values())
