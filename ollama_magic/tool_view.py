@@ -164,7 +164,9 @@ class ToolCallView:
         if self._kernel:
             if self._inner_started:
                 self._inside.append((index, record))
-            self._handle = self._display(*self._bundle(record, index, running=True), new=True)
+            # Inside the open answer view a front end may not apply updates: no display id.
+            new = not self._inner_started
+            self._handle = self._display(*self._bundle(record, index, running=True), new=new)
             return
         if self._text_open:
             print()
@@ -179,6 +181,8 @@ class ToolCallView:
             markdown, text = self._bundle(record, index, running=False)
             if self._handle is not None:
                 self._handle.update({"text/markdown": markdown, "text/plain": text}, raw=True)
+            else:
+                self._display(markdown, text)
             return
         print(result_lines(record, index, self._out_name, running=False), flush=True)
 

@@ -114,3 +114,49 @@ def test_tools_are_named_notebook_callables():
     for spec in ("nope", "x", "get_weather,both"):
         with pytest.raises(OllamaUsageError):
             resolve_tools(spec, namespace)
+
+
+# -- terminal IPython: the calls are printed as they happen, before the answer -----------------
+
+
+def test_in_terminal_ipython_each_call_is_printed_then_the_answer(shell, server, capsys):
+    from tool_replies import ollama_calls
+
+    from ollama_magic.testing import Reply
+
+    shell.user_ns["get_weather"] = get_weather
+    server.enqueue(
+        ollama_calls(
+            ("get_weather", {"city": "Paris"}, "c1"),
+            ("get_weather", {"city": "\x1b[31mAtlantis"}),
+        )
+    )
+    server.enqueue(Reply.answer("Sunny in Paris."))
+    result = shell.run_cell("%%ollama llama3.2 --tools get_weather -o out\nWeather?")
+    assert result.error_in_exec is None
+    printed = capsys.readouterr().out
+    assert printed.splitlines() == [
+        '▸ get_weather(city="Paris")',
+        f"→ {shell.user_ns['out'].tool_calls[0].result}  "
+        f"({shell.user_ns['out'].tool_calls[0].seconds:.2f} s)",
+        '▸ get_weather(city="\\u001b[31mAtlantis")',
+        "→ "
+        + shell.user_ns["out"].tool_calls[1].result.replace("\x1b", "\\x1b")
+        + f"  ({shell.user_ns['out'].tool_calls[1].seconds:.2f} s)",
+        "Sunny in Paris.",
+    ]
+    assert "\x1b" not in printed  # a tool's text cannot drive the terminal
+
+
+def test_quiet_shows_no_calls(shell, server, capsys):
+    from tool_replies import ollama_calls
+
+    from ollama_magic.testing import Reply
+
+    shell.user_ns["get_weather"] = get_weather
+    server.enqueue(ollama_calls(("get_weather", {"city": "Paris"})))
+    server.enqueue(Reply.answer("Sunny."))
+    shell.run_cell("%%ollama llama3.2 --tools get_weather --quiet -o out\nWeather?")
+    assert capsys.readouterr().out == ""
+    assert str(shell.user_ns["out"]) == "Sunny."
+    assert len(shell.user_ns["out"].tool_calls) == 1

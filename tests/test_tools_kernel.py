@@ -368,3 +368,24 @@ def test_a_name_that_is_not_a_notebook_function_is_refused_before_sending(kernel
     assert run.status == "error"
     assert "--tools get_wether" in run.reply["content"]["evalue"]
     assert chat_bodies(server) == []
+
+
+def test_calls_after_text_of_the_same_turn_are_kept_after_the_answer(kernel, server):
+    """The model wrote before asking: the calls were shown inside the open answer view, which
+    the final answer replaces, so they are shown again after it, in an output that stays."""
+    server.enqueue(ollama_calls(("get_weather", {"city": "Paris"}), text="Let me check. "))
+    server.enqueue(Reply.answer("Sunny."))
+    run = kernel.execute("%%ollama llama3.2 --tools get_weather -o out\nWeather?")
+    assert run.status == "ok", run.reply
+    final = first_index(
+        run, lambda m: m.msg_type == "update_display_data" and "Sunny." in str(m.content)
+    )
+    kept = [
+        m
+        for m in run.messages[final + 1 :]
+        if m.msg_type == "display_data" and "Tool calls of this answer" in str(m.content)
+    ]
+    assert len(kept) == 1
+    markdown = kept[0].content["data"]["text/markdown"]
+    assert 'get_weather(city="Paris")' in markdown and "→ sunny, 21 C" in markdown
+    assert kernel.value("str(out)") == "Sunny."
