@@ -308,3 +308,14 @@ def test_the_code_option_works_in_a_conversation(kernel, fake):
     ]
     messages = fake.requests[-1].json()["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+
+
+def test_the_code_option_works_in_the_one_line_form(kernel, fake):
+    fake.reset()
+    fake.enqueue(Reply.answer("```python\nprint(2 ** 10)\n```"))
+    run = kernel.execute("%ollama llama3.2 --code Print two to the tenth.")
+    assert run.status == "ok", run.reply
+    assert run.reply is not None
+    assert run.reply["content"]["payload"] == [
+        {"source": "set_next_input", "text": "print(2 ** 10)", "replace": False}
+    ]

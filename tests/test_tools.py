@@ -160,3 +160,11 @@ def test_quiet_shows_no_calls(shell, server, capsys):
     assert capsys.readouterr().out == ""
     assert str(shell.user_ns["out"]) == "Sunny."
     assert len(shell.user_ns["out"].tool_calls) == 1
+
+
+def test_the_embedded_model_refuses_tools_in_one_paragraph(shell, server):
+    shell.user_ns["get_weather"] = get_weather
+    result = shell.run_cell("%%ollama local:smollm2 --tools get_weather\nWeather?")
+    assert isinstance(result.error_in_exec, OllamaUsageError)
+    assert "the embedded local: model cannot" in result.error_in_exec.message
+    assert not [r for r in server.requests if r.path == "/api/chat"]

@@ -389,3 +389,47 @@ def test_calls_after_text_of_the_same_turn_are_kept_after_the_answer(kernel, ser
     markdown = kept[0].content["data"]["text/markdown"]
     assert 'get_weather(city="Paris")' in markdown and "→ sunny, 21 C" in markdown
     assert kernel.value("str(out)") == "Sunny."
+
+
+# -- the example notebook ------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(300)
+def test_tools_example_runs_against_the_test_server(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    import nbformat
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "tools.out.ipynb"
+    with FakeOpenAI(models=("llama3.2",)) as fake:
+        fake.enqueue(ollama_calls(("get_weather", {"city": "Paris"}, "call_1")))
+        fake.enqueue(Reply.answer("Yes: rain and 14 °C in Paris."))
+        proc = subprocess.run(
+            [sys.executable, "-m", "ollama_magic", "run", "examples/tools.ipynb", "-o", str(out)],
+            env={**os.environ, "OLLAMA_HOST": fake.host, "OLLAMA_MAGIC_MODEL": "llama3.2"},
+            capture_output=True,
+            text=True,
+            timeout=240,
+            cwd=repo,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        first, second = chat_bodies(fake)
+    assert first["tools"][0]["function"]["name"] == "get_weather"
+    assert second["messages"][-1] == {
+        "role": "tool",
+        "content": '{"city": "Paris", "sky": "rain", "temperature": 14, "unit": "C"}',
+        "tool_name": "get_weather",
+        "tool_call_id": "call_1",
+    }
+    nb = nbformat.read(out, as_version=4)
+    ask = next(c for c in nb.cells if c.source.startswith("%%ollama --tools"))
+    shown = [o["data"]["text/markdown"] for o in ask.outputs if "data" in o]
+    assert 'get_weather(city="Paris")' in shown[0] and shown[-1].startswith("Yes: rain")
+    listing = next(c for c in nb.cells if c.source.startswith("for call in"))
+    assert "".join(o.get("text", "") for o in listing.outputs) == (
+        "get_weather {'city': 'Paris'} → "
+        '{"city": "Paris", "sky": "rain", "temperature": 14, "unit": "C"}\n'
+    )
