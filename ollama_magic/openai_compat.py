@@ -408,9 +408,10 @@ def chat_events(
                 _join_call_fragments(calls, delta.get("tool_calls"))
             if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
                 finish = choice["finish_reason"]
-    for _, call in sorted(calls.items()):
+    for index, call in sorted(calls.items()):
         if call["name"]:
-            yield ToolCall(call["name"], call["arguments"], call["id"])
+            # A call without an id gets one: the result must name the call it answers.
+            yield ToolCall(call["name"], call["arguments"], call["id"] or f"call_{index}")
     stats = _stats(usage, timings)
     stats.wall_time = time.perf_counter() - started
     stats.first_token_time = first_token

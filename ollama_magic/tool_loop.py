@@ -8,6 +8,7 @@ provenance, the log) holds for every round.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from .errors import Interrupted, OllamaUsageError, ToolLoopError
@@ -41,6 +42,11 @@ def answer_with_tools(
             "--tools needs a server that calls tools (Ollama or an OpenAI-compatible one); the "
             "embedded local: model cannot. Name a model on a server, or drop --tools."
         )
+    if journal is not None and journal.replay:
+        # The log keeps answers, not the calls between them: replaying a round would lose them.
+        journal = replace(journal, replay=False)
+        say = getattr(sink, "note", None) or print
+        say("--cache replays answers without tool calls only; this one is asked again.")
     tools = {tool.name: tool for tool in request.tools}
     started = getattr(sink, "call_started", None)
     finished = getattr(sink, "call_finished", None)

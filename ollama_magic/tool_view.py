@@ -47,8 +47,15 @@ def call_line(record: ToolCallRecord) -> str:
 
     >>> call_line(ToolCallRecord("get_weather", {"city": "Paris", "days": 2}))
     'get_weather(city="Paris", days=2)'
+    >>> call_line(ToolCallRecord("get_weather", '{"city": "Oslo"}'))
+    'get_weather(city="Oslo")'
     """
     arguments = record.arguments
+    if isinstance(arguments, str):  # OpenAI-compatible servers send JSON text
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            pass
     if isinstance(arguments, dict):
         shown = ", ".join(
             f"{key}={json.dumps(value, ensure_ascii=False, default=repr)}"

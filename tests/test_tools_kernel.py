@@ -433,3 +433,28 @@ def test_tools_example_runs_against_the_test_server(tmp_path: Path):
         "get_weather {'city': 'Paris'} → "
         '{"city": "Paris", "sky": "rain", "temperature": 14, "unit": "C"}\n'
     )
+
+
+def test_tools_in_the_background(kernel, server):
+    server.enqueue(ollama_calls(("get_weather", {"city": "Oslo"}, "b1")))
+    server.enqueue(Reply.answer("Sunny in Oslo."))
+    run = kernel.execute("%%ollama llama3.2 --tools get_weather --bg -o later\nWeather?")
+    assert run.status == "ok", run.reply
+    assert kernel.execute("_ = later_job.wait(30)").status == "ok"
+    assert kernel.value("str(later)") == "Sunny in Oslo."
+    assert kernel.value("calls") == [("get_weather", "Oslo", "C")]
+    assert kernel.value("[c.result for c in later.tool_calls]") == ["sunny, 21 C"]
+
+
+def test_cache_does_not_replay_a_tools_answer(kernel, server):
+    for _ in range(2):
+        server.enqueue(ollama_calls(("get_weather", {"city": "Rome"})))
+        server.enqueue(Reply.answer("Sunny in Rome."))
+    cell = "%%ollama llama3.2 --tools get_weather --cache -o cached\nWeather in Rome?"
+    assert kernel.execute(cell).status == "ok"
+    again = kernel.execute(cell)
+    assert again.status == "ok", again.reply
+    assert "asked again" in again.stream_text
+    assert kernel.value("str(cached)") == "Sunny in Rome."
+    assert kernel.value("calls") == [("get_weather", "Rome", "C")] * 2
+    assert len(chat_bodies(server)) == 4
