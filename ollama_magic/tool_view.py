@@ -14,6 +14,7 @@ are shown as text only, inside a code fence that no backtick run in them can clo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -52,10 +53,8 @@ def call_line(record: ToolCallRecord) -> str:
     """
     arguments = record.arguments
     if isinstance(arguments, str):  # OpenAI-compatible servers send JSON text
-        try:
+        with contextlib.suppress(ValueError):
             arguments = json.loads(arguments)
-        except ValueError:
-            pass
     if isinstance(arguments, dict):
         shown = ", ".join(
             f"{key}={json.dumps(value, ensure_ascii=False, default=repr)}"
