@@ -168,3 +168,34 @@ def test_the_embedded_model_refuses_tools_in_one_paragraph(shell, server):
     assert isinstance(result.error_in_exec, OllamaUsageError)
     assert "the embedded local: model cannot" in result.error_in_exec.message
     assert not [r for r in server.requests if r.path == "/api/chat"]
+
+
+def test_calls_of_a_whole_openai_completion_and_fragments_without_ids():
+    from ollama_magic.events import ToolCall
+    from ollama_magic.openai_compat import chat_events
+
+    whole = {
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "x1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{}"},
+                        },
+                        {"type": "function", "function": {"name": "g", "arguments": '{"a": 1}'}},
+                    ],
+                },
+                "finish_reason": "tool_calls",
+            }
+        ]
+    }
+    calls = [e for e in chat_events([whole], 0.0) if isinstance(e, ToolCall)]
+    assert [(c.name, c.arguments, c.call_id) for c in calls] == [
+        ("f", "{}", "x1"),
+        ("g", '{"a": 1}', "call_1"),
+    ]
