@@ -29,7 +29,7 @@ from .errors import (
     TruncatedStreamError,
     UnexpectedDataError,
 )
-from .events import AnswerDelta, Done, Event, Stats, ThinkingDelta
+from .events import AnswerDelta, Done, Event, Stats, ThinkingDelta, ToolCall
 from .host import parse_host
 from .transport import (
     CONNECT_TIMEOUT,
@@ -313,6 +313,8 @@ class OllamaClient(HttpClient):
                     if first_token is None:
                         first_token = time.perf_counter() - started
                     yield AnswerDelta(text)
+                if source is message:
+                    yield from ollama_tool_calls(message.get("tool_calls"))
                 if chunk.get("done"):
                     stats = Stats.from_final_chunk(chunk)
                     stats.wall_time = time.perf_counter() - started
@@ -334,6 +336,24 @@ class OllamaClient(HttpClient):
                 "`done` chunk arrived). The server may have crashed or been restarted; "
                 "check `ollama serve`'s log, then re-run the cell."
             )
+
+
+def ollama_tool_calls(value: Any) -> Iterator[ToolCall]:
+    """The calls of a chunk's ``message.tool_calls`` (``function.{name, arguments}``, ``id``).
+
+    Malformed entries are skipped: what a call needs is a name; its arguments are checked
+    against the tool's signature before anything runs.
+    """
+    for call in value if isinstance(value, list) else ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            continue
+        call_id = call.get("id")
+        yield ToolCall(
+            function["name"],
+            function.get("arguments", {}),
+            call_id if isinstance(call_id, str) and call_id else None,
+        )
 
 
 class AnswerStream:

@@ -51,6 +51,7 @@ from .request import (
 from .result import OllamaResponse
 from .shell import cell_key, confirm_call, raw_inputs, show_markdown
 from .stream import CancelToken, Journal
+from .tool_view import traced_view
 from .view import choose_compare_view, choose_map_view, choose_view
 
 #: The settings ``%ollama config`` reports, in this order.
@@ -410,10 +411,13 @@ class OllamaMagics(Magics):
         backend = self._backend_for(request, request.model)
 
         def single(cancel: CancelToken | None) -> OllamaResponse:
+            view = choose_view(shell, request.model, request.quiet, trace=request.trace)
+            if request.tools:
+                view = traced_view(view, shell, request.out, request.quiet)
             result = run_single(
                 backend,
                 request,
-                choose_view(shell, request.model, request.quiet, trace=request.trace),
+                view,
                 namespace,
                 self.conversations,
                 cancel,

@@ -42,7 +42,7 @@ from .errors import (
     StreamTimeoutError,
     UnexpectedDataError,
 )
-from .events import AnswerDelta, Done, Event, Stats, ThinkingDelta
+from .events import AnswerDelta, Done, Event, Stats, ThinkingDelta, ToolCall
 from .openai_errors import OpenAIErrors, _error_text, _retitled
 from .sse import sse_events, sse_lines
 
@@ -149,7 +149,23 @@ def _message(message: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("name", "tool_call_id"):
         if message.get(key):
             out[key] = message[key]
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        out["tool_calls"] = [_openai_call(call, n) for n, call in enumerate(calls)]
     return out
+
+
+def _openai_call(call: Mapping[str, Any], position: int) -> dict[str, Any]:
+    """One call of an assistant message in OpenAI's shape: an id, and arguments as JSON text."""
+    function = call.get("function") or {}
+    arguments = function.get("arguments", {})
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    return {
+        "id": call.get("id") or f"call_{position}",
+        "type": "function",
+        "function": {"name": function.get("name", ""), "arguments": arguments},
+    }
 
 
 def openai_chat_body(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -205,6 +221,8 @@ def openai_chat_body(body: Mapping[str, Any]) -> dict[str, Any]:
         }
     elif fmt:
         raise OllamaUsageError(f"--format takes `json` or a JSON schema object, got {fmt!r}.")
+    if body.get("tools"):
+        request["tools"] = list(body["tools"])  # Ollama's tool schema is OpenAI's
     think = body.get("think")
     if think is False:
         request["reasoning_effort"] = "none"
@@ -247,6 +265,7 @@ def chat_events(
     timings: Mapping[str, Any] = {}
     count = 0
     first_token: float | None = None
+    calls: dict[int, dict[str, Any]] = {}
     source = iter(chunks)
     while True:
         try:
@@ -281,13 +300,51 @@ def chat_events(
                 if content:
                     count += 1
                     yield AnswerDelta(content)
+                _join_call_fragments(calls, delta.get("tool_calls"))
             if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
                 finish = choice["finish_reason"]
+    for index, call in sorted(calls.items()):
+        if call["name"]:
+            # A call without an id gets one: the result must name the call it answers.
+            yield ToolCall(call["name"], call["arguments"], call["id"] or f"call_{index}")
     stats = _stats(usage, timings)
     stats.wall_time = time.perf_counter() - started
     stats.first_token_time = first_token
     stats.chunks = count
     return Done(finish, model, stats)
+
+
+def _join_call_fragments(calls: dict[int, dict[str, Any]], fragments: Any) -> None:
+    """Add ``delta.tool_calls`` fragments to the calls so far, by their ``index``.
+
+    The first fragment of a call carries its id and name; the arguments arrive as pieces of
+    one JSON text, joined here and parsed only when the call is checked.
+
+    >>> calls = {}
+    >>> _join_call_fragments(calls, [{"index": 0, "id": "c1", "function": {"name": "f",
+    ...                                "arguments": '{"x"'}}])
+    >>> _join_call_fragments(calls, [{"index": 0, "function": {"arguments": ': 1}'}}])
+    >>> calls
+    {0: {'id': 'c1', 'name': 'f', 'arguments': '{"x": 1}'}}
+    """
+    for position, fragment in enumerate(fragments if isinstance(fragments, list) else ()):
+        if not isinstance(fragment, Mapping):
+            continue
+        index = fragment.get("index", position)
+        call = calls.setdefault(
+            index if isinstance(index, int) else position, {"id": None, "name": "", "arguments": ""}
+        )
+        if isinstance(fragment.get("id"), str) and fragment["id"]:
+            call["id"] = fragment["id"]
+        function = fragment.get("function")
+        if isinstance(function, Mapping):
+            if isinstance(function.get("name"), str) and function["name"]:
+                call["name"] = function["name"]
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                call["arguments"] += arguments
+            elif isinstance(arguments, Mapping):
+                call["arguments"] = dict(arguments)
 
 
 def _last(events: Generator[Event, None, Done]) -> Done:

@@ -8,9 +8,10 @@ provenance, the log) holds for every round.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from .errors import Interrupted, ToolLoopError
+from .errors import Interrupted, OllamaUsageError, ToolLoopError
 from .request import ChatRequest
 from .result import OllamaResponse
 from .stream import CancelToken, Journal, stream_answer
@@ -33,8 +34,22 @@ def answer_with_tools(
     tool messages exchanged on the way (for the conversation history).
 
     Only the cell's tools run; the stop button ends the loop during a stream or a call.
+    A sink may show the calls: ``call_started(record)`` before one runs (or is asked about)
+    and ``call_finished(record)`` when its result is known.
     """
+    if getattr(backend, "kind", "") == "local":
+        raise OllamaUsageError(
+            "--tools needs a server that calls tools (Ollama or an OpenAI-compatible one); the "
+            "embedded local: model cannot. Name a model on a server, or drop --tools."
+        )
+    if journal is not None and journal.replay:
+        # The log keeps answers, not the calls between them: replaying a round would lose them.
+        journal = replace(journal, replay=False)
+        say = getattr(sink, "note", None) or print
+        say("--cache replays answers without tool calls only; this one is asked again.")
     tools = {tool.name: tool for tool in request.tools}
+    started = getattr(sink, "call_started", None)
+    finished = getattr(sink, "call_finished", None)
     records: list[ToolCallRecord] = []
     exchanged: list[dict[str, Any]] = []
     rounds = 0
@@ -63,12 +78,22 @@ def answer_with_tools(
         )
         try:
             for call in calls:
-                record = _run(tools, call, ask)
+                record = ToolCallRecord(call.name, call.arguments, call_id=call.call_id)
                 records.append(record)
+                if started is not None:
+                    started(record)
+                try:
+                    _run(tools, record, ask)
+                except KeyboardInterrupt:
+                    record.error = record.error or "Error: stopped by the user."
+                    raise
+                except ToolLoopError as exc:
+                    record.error = record.error or f"Error: not run. {exc.message}"
+                    raise
+                finally:
+                    if finished is not None:
+                        finished(record)
                 exchanged.append(record.message())
-                shown = getattr(sink, "tool_call", None)
-                if shown is not None:
-                    shown(record)
         except KeyboardInterrupt:
             result.error = Interrupted(
                 f"Stopped during a tool call; the calls so far are in {request.out}.tool_calls."
@@ -82,10 +107,9 @@ def answer_with_tools(
     return result, exchanged
 
 
-def _run(tools: dict[str, Any], call: Any, ask: Ask | None) -> ToolCallRecord:
-    if ask is not None and call.name in tools:
-        pending = ToolCallRecord(call.name, call.arguments, call_id=call.call_id)
-        if not ask(pending):
-            pending.error = "Error: the user declined this call."
-            return pending
-    return run_call(tools, call.name, call.arguments, call.call_id)
+def _run(tools: dict[str, Any], record: ToolCallRecord, ask: Ask | None) -> None:
+    """Ask first (``--confirm``, only for calls that could run), then run into ``record``."""
+    if ask is not None and record.name in tools and not ask(record):
+        record.error = "Error: the user declined this call."
+        return
+    run_call(tools, record.name, record.arguments, record.call_id, into=record)

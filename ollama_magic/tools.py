@@ -252,13 +252,19 @@ class ToolCallRecord:
 
 
 def run_call(
-    tools: Mapping[str, Tool], name: str, arguments: Any, call_id: str | None = None
+    tools: Mapping[str, Tool],
+    name: str,
+    arguments: Any,
+    call_id: str | None = None,
+    *,
+    into: ToolCallRecord | None = None,
 ) -> ToolCallRecord:
     """Run one call if ``name`` is a tool the cell named; every failure becomes the result.
 
+    ``into`` is filled in place (so a view already showing the call sees its result).
     ``KeyboardInterrupt`` is not caught: the stop button ends the loop during a call too.
     """
-    record = ToolCallRecord(name, arguments, call_id=call_id)
+    record = into if into is not None else ToolCallRecord(name, arguments, call_id=call_id)
     tool = tools.get(name)
     if tool is None:
         known = ", ".join(sorted(tools)) or "none"

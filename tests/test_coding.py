@@ -279,3 +279,43 @@ def test_the_code_option_offers_the_answers_code_as_the_next_cell(kernel, fake):
     ]
     assert kernel.value("answer.code") == "import math\nprint(math.tau)"
     assert "new cell below" in run.stream_text
+
+
+def test_the_code_option_refuses_code_that_does_not_parse_and_says_why(kernel, fake):
+    fake.reset()
+    fake.enqueue(Reply.answer("```python\nprint('a'\nx = 1\n```"))
+    run = kernel.execute("%%ollama llama3.2 --code -o broken\nShow code.")
+    assert run.status == "ok", run.reply
+    assert run.reply is not None and run.reply["content"]["payload"] == []
+    said = "".join(
+        m.content["text"] for m in run.of_type("stream") if m.content["name"] == "stderr"
+    )
+    assert "does not parse (line 1:" in said and "no cell was added" in said
+    assert "broken.code" in said
+    assert kernel.value("broken.code") == "print('a'\nx = 1"
+
+
+def test_the_code_option_works_in_a_conversation(kernel, fake):
+    fake.reset()
+    fake.enqueue(Reply.answer("```python\ntotal = sum(range(10))\n```"))
+    fake.enqueue(Reply.answer("Faster:\n```python\ntotal = 45\n```"))
+    assert kernel.execute("%%ollama llama3.2 --chat code\nSum 0..9.").status == "ok"
+    run = kernel.execute("%%ollama llama3.2 --chat code --code\nNow make it faster.")
+    assert run.status == "ok", run.reply
+    assert run.reply is not None
+    assert run.reply["content"]["payload"] == [
+        {"source": "set_next_input", "text": "total = 45", "replace": False}
+    ]
+    messages = fake.requests[-1].json()["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+
+
+def test_the_code_option_works_in_the_one_line_form(kernel, fake):
+    fake.reset()
+    fake.enqueue(Reply.answer("```python\nprint(2 ** 10)\n```"))
+    run = kernel.execute("%ollama llama3.2 --code Print two to the tenth.")
+    assert run.status == "ok", run.reply
+    assert run.reply is not None
+    assert run.reply["content"]["payload"] == [
+        {"source": "set_next_input", "text": "print(2 ** 10)", "replace": False}
+    ]

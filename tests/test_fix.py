@@ -28,6 +28,7 @@ from ollama_magic.fix import (
     unwatch_errors,
     watch_errors,
 )
+from ollama_magic.testing import FakeOllama, Reply
 
 FAILING_CELL = "%time ok = 1\ndef ratio(a, b):\n    return a / b\n\nratio(1, 0)"
 
@@ -434,3 +435,74 @@ def test_code_and_fix_example_runs_against_the_fake_server(server, tmp_path):
         assert len(asked[-1]) == 1  # outside any conversation
     assert "ONE fenced ```python code block" in fix
     assert "Explain what went wrong" in explain
+
+
+# -- %ollama fix and %ollama explain in a real kernel, against the test server -----------------
+
+
+@pytest.fixture(scope="module")
+def fix_server() -> Iterator[FakeOllama]:
+    with FakeOllama(models=("llama3.2",)) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def fix_kernel(fix_server: FakeOllama) -> Iterator[KernelDriver]:
+    with start_magic_kernel({"OLLAMA_HOST": fix_server.host}) as driver:
+        yield driver
+
+
+FIXED = "def ratio(a, b):\n    return a / b if b else float('nan')\n\nratio(1, 0)"
+
+
+def test_fix_sends_the_error_and_the_cell_and_offers_the_fix_as_a_new_cell(fix_kernel, fix_server):
+    fix_server.reset()
+    failing_cell = "def ratio(a, b):\n    return a / b\n\nratio(1, 0)"
+    failing = fix_kernel.execute(failing_cell)
+    assert failing.status == "error"
+    n = failing.reply["content"]["execution_count"]
+    fix_server.enqueue(Reply.answer(["b is 0.\n\n```python\n", FIXED, "\n```\n"]))
+    run = fix_kernel.execute("%ollama fix llama3.2")
+    assert run.status == "ok", run.reply
+    (request,) = [r.json() for r in fix_server.requests if r.path == "/api/chat"]
+    assert request["model"] == "llama3.2"
+    (message,) = request["messages"]  # outside any conversation
+    prompt = message["content"]
+    assert f"```python\n{failing_cell}\n```" in prompt
+    assert "ZeroDivisionError: division by zero" in prompt
+    assert f"Cell In[{n}], line 4, in <module>" in prompt
+    assert ", line 2, in ratio\n    return a / b" in prompt
+    assert "\x1b[" not in prompt  # plain text, no colours
+    assert run.reply["content"]["payload"] == [
+        {"source": "set_next_input", "text": FIXED, "replace": False}
+    ]
+    assert "new cell below" in run.stream_text
+    # The failing cell is never overwritten: the payload adds a cell, it replaces none.
+    assert all(not p["replace"] for p in run.reply["content"]["payload"])
+
+
+def test_explain_sends_the_same_error_and_inserts_nothing(fix_kernel, fix_server):
+    fix_server.reset()
+    assert fix_kernel.execute("{}['plum']").status == "error"
+    fix_server.enqueue(Reply.answer("The dict has no key 'plum'."))
+    run = fix_kernel.execute("%ollama explain llama3.2")
+    assert run.status == "ok", run.reply
+    (request,) = [r.json() for r in fix_server.requests if r.path == "/api/chat"]
+    prompt = request["messages"][-1]["content"]
+    assert "```python\n{}['plum']\n```" in prompt and "KeyError: 'plum'" in prompt
+    assert "Explain what went wrong" in prompt
+    assert run.reply["content"]["payload"] == []
+
+
+def test_a_fix_that_does_not_parse_is_not_inserted_and_says_why(fix_kernel, fix_server):
+    fix_server.reset()
+    assert fix_kernel.execute("1 / 0").status == "error"
+    fix_server.enqueue(Reply.answer("```python\nif True\n    print(1)\n```"))
+    run = fix_kernel.execute("%ollama fix llama3.2 -o fixed")
+    assert run.status == "ok", run.reply
+    assert run.reply["content"]["payload"] == []
+    said = "".join(
+        m.content["text"] for m in run.of_type("stream") if m.content["name"] == "stderr"
+    )
+    assert "does not parse (line 1: expected ':')" in said and "fixed.code" in said
+    assert fix_kernel.value("fixed.code") == "if True\n    print(1)"

@@ -114,3 +114,88 @@ def test_tools_are_named_notebook_callables():
     for spec in ("nope", "x", "get_weather,both"):
         with pytest.raises(OllamaUsageError):
             resolve_tools(spec, namespace)
+
+
+# -- terminal IPython: the calls are printed as they happen, before the answer -----------------
+
+
+def test_in_terminal_ipython_each_call_is_printed_then_the_answer(shell, server, capsys):
+    from tool_replies import ollama_calls
+
+    from ollama_magic.testing import Reply
+
+    shell.user_ns["get_weather"] = get_weather
+    server.enqueue(
+        ollama_calls(
+            ("get_weather", {"city": "Paris"}, "c1"),
+            ("get_weather", {"city": "\x1b[31mAtlantis"}),
+        )
+    )
+    server.enqueue(Reply.answer("Sunny in Paris."))
+    result = shell.run_cell("%%ollama llama3.2 --tools get_weather -o out\nWeather?")
+    assert result.error_in_exec is None
+    printed = capsys.readouterr().out
+    assert printed.splitlines() == [
+        '▸ get_weather(city="Paris")',
+        f"→ {shell.user_ns['out'].tool_calls[0].result}  "
+        f"({shell.user_ns['out'].tool_calls[0].seconds:.2f} s)",
+        '▸ get_weather(city="\\u001b[31mAtlantis")',
+        "→ "
+        + shell.user_ns["out"].tool_calls[1].result.replace("\x1b", "\\x1b")
+        + f"  ({shell.user_ns['out'].tool_calls[1].seconds:.2f} s)",
+        "Sunny in Paris.",
+    ]
+    assert "\x1b" not in printed  # a tool's text cannot drive the terminal
+
+
+def test_quiet_shows_no_calls(shell, server, capsys):
+    from tool_replies import ollama_calls
+
+    from ollama_magic.testing import Reply
+
+    shell.user_ns["get_weather"] = get_weather
+    server.enqueue(ollama_calls(("get_weather", {"city": "Paris"})))
+    server.enqueue(Reply.answer("Sunny."))
+    shell.run_cell("%%ollama llama3.2 --tools get_weather --quiet -o out\nWeather?")
+    assert capsys.readouterr().out == ""
+    assert str(shell.user_ns["out"]) == "Sunny."
+    assert len(shell.user_ns["out"].tool_calls) == 1
+
+
+def test_the_embedded_model_refuses_tools_in_one_paragraph(shell, server):
+    shell.user_ns["get_weather"] = get_weather
+    result = shell.run_cell("%%ollama local:smollm2 --tools get_weather\nWeather?")
+    assert isinstance(result.error_in_exec, OllamaUsageError)
+    assert "the embedded local: model cannot" in result.error_in_exec.message
+    assert not [r for r in server.requests if r.path == "/api/chat"]
+
+
+def test_calls_of_a_whole_openai_completion_and_fragments_without_ids():
+    from ollama_magic.events import ToolCall
+    from ollama_magic.openai_compat import chat_events
+
+    whole = {
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "x1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{}"},
+                        },
+                        {"type": "function", "function": {"name": "g", "arguments": '{"a": 1}'}},
+                    ],
+                },
+                "finish_reason": "tool_calls",
+            }
+        ]
+    }
+    calls = [e for e in chat_events([whole], 0.0) if isinstance(e, ToolCall)]
+    assert [(c.name, c.arguments, c.call_id) for c in calls] == [
+        ("f", "{}", "x1"),
+        ("g", '{"a": 1}', "call_1"),
+    ]
