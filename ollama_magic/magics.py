@@ -40,6 +40,7 @@ from .fix import (
     require_last_error,
 )
 from .jobs import BackgroundJob, run_compare, run_map, run_single
+from .lens_view import choose_lens_view
 from .local import default_local_model
 from .log import AnswerLog, log_command
 from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
@@ -284,6 +285,15 @@ class OllamaMagics(Magics):
         "--code",
         action="store_true",
         help="Offer the answer's Python code as a new cell below (also in NAME.code).",
+    )
+    @argument(
+        "--logprobs",
+        nargs="?",
+        type=int,
+        const=5,
+        default=None,
+        metavar="N",
+        help="Show how sure the model was of each token, with N alternatives (0-20, default 5).",
     )
     @argument("-q", "--quiet", action="store_true", help="Show nothing; only set the variable.")
     @line_cell_magic
@@ -604,7 +614,9 @@ class OllamaMagics(Magics):
             result = run_single(
                 backend,
                 request,
-                choose_view(shell, request.model, request.quiet, trace=request.trace),
+                choose_view(shell, request.model, request.quiet, trace=request.trace)
+                if request.logprobs is None
+                else choose_lens_view(shell, request.model, request.quiet),
                 namespace,
                 self.conversations,
                 cancel,

@@ -16,6 +16,7 @@ from .backends import build_chat_body
 from .conversation import Conversations
 from .errors import OllamaUsageError
 from .host import resolve_host
+from .logprobs import check_top_logprobs
 from .options import check_option_names, parse_keep_alive, parse_option
 from .prompt import encode_image, interpolate, interpolate_with_names, resolve_format
 from .tools import Tool, resolve_tools
@@ -82,6 +83,8 @@ class ChatRequest:
     notes: tuple[str, ...] = ()
     #: ``--code``: offer the answer's Python code as the next cell.
     code: bool = False
+    #: ``--logprobs N``: ask for each token's log-probability and N alternatives (0..20).
+    logprobs: int | None = None
 
     @property
     def model(self) -> str:
@@ -112,6 +115,9 @@ class ChatRequest:
         )
         if self.tools:
             body["tools"] = [tool.schema for tool in self.tools]
+        if self.logprobs is not None:
+            body["logprobs"] = True
+            body["top_logprobs"] = self.logprobs
         return body
 
     def for_model(self, model: str) -> ChatRequest:
@@ -324,4 +330,5 @@ def build_request(
         cache=args.cache or defaults.cache,
         notes=tuple(f"Warning: {note}" for note in check_option_names(options)),
         code=args.code,
+        logprobs=check_top_logprobs(getattr(args, "logprobs", None)),
     )

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from .errors import Interrupted, OllamaMagicError
 from .events import AnswerDelta, Done, ThinkingDelta, ToolCall
+from .logprobs import Logprobs
 from .result import OllamaResponse, decode_draining, provenance
 
 
@@ -128,6 +129,9 @@ def stream_answer(
     interrupted = False
     stream = None
     model = str(body.get("model", ""))
+    # --logprobs: the tokens go to one compact store, which a sink may read as it grows.
+    logprobs: Logprobs | None = None
+    on_logprobs = getattr(sink, "logprobs", None)
     source, replayed, entry = backend, None, None
     if journal is not None and journal.log is not None:
         digest = _digest(backend, model)
@@ -162,6 +166,11 @@ def stream_answer(
             for event in stream:
                 kind = type(event)
                 if kind is AnswerDelta:
+                    if event.logprobs is not None:
+                        logprobs = logprobs if logprobs is not None else Logprobs()
+                        logprobs.extend(event.logprobs)
+                        if on_logprobs is not None:
+                            on_logprobs(logprobs)
                     answer += event.text.encode("utf-8", "surrogatepass")
                     sink.answer(event.text)
                 elif kind is ThinkingDelta:
@@ -200,6 +209,7 @@ def stream_answer(
     )
     del text, thinking
     result.requested_calls = calls
+    result.logprobs = logprobs
     if trace_lines is not None:
         result.trace = list(trace_lines)
     _explain_ending(result, out_name)

@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import math
 import re
 import select
 import socket
@@ -111,9 +112,15 @@ class Gate:
 
 @dataclass(frozen=True)
 class Token:
-    """Step: one answer chunk (``message.content`` for chat, ``response`` for generate)."""
+    """Step: one answer chunk (``message.content`` for chat, ``response`` for generate).
+
+    When the request asks for ``logprobs``, ``logprob`` and ``top`` (``(token, logprob)``
+    pairs) are what the chunk reports; left out, :func:`fake_logprobs` makes them up.
+    """
 
     text: str
+    logprob: float | None = None
+    top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,44 @@ class Hangup:
 Step: TypeAlias = (
     Mapping[str, Any] | bytes | str | Gate | Token | Thinking | Done | ErrorLine | Pause | Hangup
 )
+
+
+#: The probabilities the fake gives its answer tokens in turn, when asked for logprobs.
+FAKE_PROBABILITIES = (0.9, 0.6, 0.95, 0.3, 0.75)
+
+
+def fake_logprobs(text: str, index: int, top: int) -> dict[str, Any]:
+    """The deterministic ``logprobs`` entry of the ``index``-th answer token (from 0).
+
+    The token's probability is ``FAKE_PROBABILITIES[index % 5]``; with ``top`` alternatives,
+    the first is the token itself and alternative ``k`` (``"alt{k}"``) has half the
+    probability of the one before, starting from half of what the token leaves.
+
+    >>> entry = fake_logprobs("Hi", 1, 3)
+    >>> [(alt["token"], round(math.exp(alt["logprob"]), 2)) for alt in entry["top_logprobs"]]
+    [('Hi', 0.6), ('alt1', 0.2), ('alt2', 0.1)]
+    """
+    probability = FAKE_PROBABILITIES[index % len(FAKE_PROBABILITIES)]
+    alternatives = [(text, math.log(probability))]
+    rest = 1.0 - probability
+    for k in range(1, top):
+        rest /= 2
+        alternatives.append((f"alt{k}", math.log(rest)))
+    alternatives.sort(key=lambda pair: -pair[1])  # most likely first, as servers send them
+    return _logprob_entry(text, math.log(probability), alternatives[:top])
+
+
+def _logprob_entry(text: str, logprob: float, top: Iterable[tuple[str, float]]) -> dict[str, Any]:
+    """One entry in Ollama's shape (``bytes`` and ``top_logprobs`` omitted when empty)."""
+    entry: dict[str, Any] = {"token": text, "logprob": logprob}
+    if text:
+        entry["bytes"] = list(text.encode())
+    alternatives = [
+        {"token": t, "logprob": lp, **({"bytes": list(t.encode())} if t else {})} for t, lp in top
+    ]
+    if alternatives:
+        entry["top_logprobs"] = alternatives
+    return entry
 
 
 def split_tokens(text: str) -> list[str]:
@@ -452,6 +497,7 @@ class _Renderer:
         self.call = call
         self.model = call.model if model is None else model
         self.tokens = 0
+        self.fake: Any = None  # the FakeOllama, whose settings some chunks depend on
 
     def _head(self) -> dict[str, Any]:
         return {"model": self.model, "created_at": _now()}
@@ -476,7 +522,22 @@ class _Renderer:
         else:
             obj = self._text("", step.text)
         obj["done"] = False
+        if isinstance(step, Token) and self.logprobs:
+            obj["logprobs"] = [self.logprob_entry(step)]
         return obj
+
+    @property
+    def logprobs(self) -> bool:
+        """The request asked for logprobs and this server returns them."""
+        fake = self.fake
+        return self.call.request.get("logprobs") is True and (fake is None or fake.logprobs)
+
+    def logprob_entry(self, step: Token) -> dict[str, Any]:
+        top = self.call.request.get("top_logprobs")
+        count = top if isinstance(top, int) and 0 <= top <= 20 else 0
+        if step.logprob is not None:
+            return _logprob_entry(step.text, step.logprob, step.top[:count])
+        return fake_logprobs(step.text, self.tokens - 1, count)
 
     def final(self, done: Done, content: str, thinking: str = "") -> dict[str, Any]:
         obj = self._text(content, thinking)
@@ -979,6 +1040,9 @@ class _Handler(BaseHTTPRequestHandler):
         think = call.request.get("think")
         if (think is True or isinstance(think, str)) and not fake.thinks(model):
             return self._send_error(400, f'"{model}" does not support thinking')
+        top_logprobs = call.request.get("top_logprobs")
+        if isinstance(top_logprobs, int) and not 0 <= top_logprobs <= 20:
+            return self._send_error(400, "top_logprobs must be between 0 and 20")
         empty = not call.request.get("messages") if call.endpoint == "chat" else not call.prompt
         if empty:
             keep_alive = call.request.get("keep_alive")
@@ -1029,6 +1093,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, reply: Reply, call: _Call) -> None:
         renderer = _Renderer(call, reply.model)
+        renderer.fake = self.server.fake
         for step in reply.steps:
             if not self._run(step):
                 self._chunk(reply, renderer.step_bytes(step))
@@ -1084,12 +1149,15 @@ class FakeOllama:
         default_delay: float = 0.0,
         pullable: Iterable[str] = (),
         version: str = VERSION,
+        logprobs: bool = True,
     ) -> None:
         self.thinking_models = list(thinking_models)
         self.models = list(models) + [m for m in self.thinking_models if m not in models]
         self.pullable = list(pullable)
         self.default_delay = default_delay
         self.version = version
+        #: Whether ``logprobs`` requests get them (False: like Ollama before 0.12.11).
+        self.logprobs = logprobs
         self._bind = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
