@@ -64,6 +64,10 @@ def _number(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
+def _string(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _raw(value: Any) -> bytes | None:
     if isinstance(value, list):
         try:
@@ -108,17 +112,13 @@ class Logprobs(Sequence[TokenLogprob]):
         for entry in entries:
             if not isinstance(entry, Mapping):
                 continue
-            token = entry.get("token")
             top = entry.get("top_logprobs") or ()
             self.append(
-                token if isinstance(token, str) else "",
+                _string(entry.get("token")),
                 _number(entry.get("logprob")),
                 _raw(entry.get("bytes")),
                 [
-                    (
-                        alt.get("token") if isinstance(alt.get("token"), str) else "",
-                        alt.get("logprob"),
-                    )
+                    (_string(alt.get("token")), alt.get("logprob"))
                     for alt in top
                     if isinstance(alt, Mapping)
                 ],
