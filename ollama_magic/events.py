@@ -86,6 +86,8 @@ class Stats:
     first_token_time: float | None = None
     #: Number of text chunks received (a good stand-in for tokens when eval_count is missing).
     chunks: int = 0
+    #: The context window the model ran with (tokens), when the server could tell.
+    context_length: int | None = field(default=None, repr=False)
 
     @property
     def tokens_per_second(self) -> float | None:

@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Any
 
+from .context import context_line
 from .lens import lens_bundle, no_logprobs_line, summary_text, token_spans
 from .logprobs import Logprobs
 from .result import OllamaResponse
@@ -85,7 +86,7 @@ class TerminalLensView(QuietLensView):
         self.stream.flush()
 
     def finish(self, result: OllamaResponse, out_name: str) -> None:
-        lines = [_outcome(result, out_name)]
+        lines = [_outcome(result, out_name), context_line(result)]
         if result.logprobs:
             lines.append(f"{summary_text(result.logprobs)} (tokens in {out_name}.logprobs)")
         else:
@@ -165,7 +166,8 @@ class LiveLensView:
         if self._box is None:
             return
         self._pieces.msg_id = ""  # the final output must reach the cell, not the widget
-        data = lens_bundle(result, out_name, _outcome(result, out_name))
+        note = " ".join(n for n in (_outcome(result, out_name), context_line(result)) if n)
+        data = lens_bundle(result, out_name, note)
         self.sent_bytes += sum(len(value.encode("utf-8", "replace")) for value in data.values())
         self._handle.update(data, raw=True)
         for widget in (self._pieces, self._tail_widget, self._box):

@@ -24,6 +24,7 @@ from .backends import DEFAULT_TIMEOUT, make_backend
 from .cmdline import split_arguments, split_line_prompt
 from .coding import offer_code
 from .commands import CommandContext, Subcommand
+from .context import context_line
 from .conversation import Conversation, Conversations
 from .errors import (
     ModelNotFoundError,
@@ -623,6 +624,8 @@ class OllamaMagics(Magics):
                 journal,
                 ask=confirm_call if request.confirm else None,
             )
+            if context_line(result) and not request.quiet and request.logprobs is None:
+                print(context_line(result), file=sys.stderr)
             if request.code:
                 offer = offer_code(shell, result, request.out)
                 result.code = offer.code

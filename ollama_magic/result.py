@@ -45,6 +45,8 @@ class OllamaResponse(str):
     code: str | None
     #: With ``--logprobs``: the tokens with their log-probabilities (:class:`Logprobs`).
     logprobs: Any
+    #: The prompt filled the context window, so the model likely did not see all of it.
+    truncated: bool
 
     def __new__(
         cls,
@@ -75,6 +77,7 @@ class OllamaResponse(str):
         self.requested_calls = []
         self.code = None
         self.logprobs = None
+        self.truncated = False
         return self
 
     @property

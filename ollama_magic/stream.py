@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .context import check_context
 from .errors import Interrupted, OllamaMagicError
 from .events import AnswerDelta, Done, ThinkingDelta, ToolCall
 from .logprobs import Logprobs
@@ -210,6 +211,7 @@ def stream_answer(
     del text, thinking
     result.requested_calls = calls
     result.logprobs = logprobs
+    check_context(backend, body, result)
     if trace_lines is not None:
         result.trace = list(trace_lines)
     _explain_ending(result, out_name)

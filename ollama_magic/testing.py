@@ -68,6 +68,11 @@ _THINK_LEVELS = ("low", "medium", "high", "max")
 _DEFAULT_THINKING = ("Let me think.", " The user wants their words echoed back.")
 _MODIFIED_AT = "2025-11-01T10:12:03.550123Z"
 _CONTEXT_HEAD = (128006, 882, 128007, 271)
+_TOO_LONG = (
+    "the prompt is longer than the context length currently available to the model; shorten "
+    "the prompt, adjust the context length in settings, or use a model with a longer context "
+    "length"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -942,6 +947,7 @@ class _Handler(BaseHTTPRequestHandler):
             call = _Call(endpoint, request, error)
             if not error:
                 self.server.fake._note_use(call.model, request.get("keep_alive"))
+                self.server.fake._note_window(call.model, request.get("options"))
             reply = self.server.fake._next_reply()
             if reply is None:
                 self._default(call)
@@ -1043,6 +1049,10 @@ class _Handler(BaseHTTPRequestHandler):
         top_logprobs = call.request.get("top_logprobs")
         if isinstance(top_logprobs, int) and not 0 <= top_logprobs <= 20:
             return self._send_error(400, "top_logprobs must be between 0 and 20")
+        window = fake.window(model)
+        prompt_tokens = 10 + len(call.prompt.split())  # as the final chunk counts them
+        if prompt_tokens > window and not fake.context_shift:
+            return self._send_error(400, _TOO_LONG)
         empty = not call.request.get("messages") if call.endpoint == "chat" else not call.prompt
         if empty:
             keep_alive = call.request.get("keep_alive")
@@ -1063,6 +1073,14 @@ class _Handler(BaseHTTPRequestHandler):
         reply = Reply.answer(
             tokens, thinking=thinking, delay=fake.default_delay, done_reason=done_reason
         )
+        if prompt_tokens > window:  # cut to the window, silently, as Ollama does
+            reply = Reply.answer(
+                tokens,
+                thinking=thinking,
+                delay=fake.default_delay,
+                done_reason=done_reason,
+                stats={"prompt_eval_count": window},
+            )
         self._serve(reply, call)
 
     def _serve(self, reply: Reply, call: _Call) -> None:
@@ -1150,6 +1168,8 @@ class FakeOllama:
         pullable: Iterable[str] = (),
         version: str = VERSION,
         logprobs: bool = True,
+        context_length: int = 4096,
+        context_shift: bool = True,
     ) -> None:
         self.thinking_models = list(thinking_models)
         self.models = list(models) + [m for m in self.thinking_models if m not in models]
@@ -1158,6 +1178,12 @@ class FakeOllama:
         self.version = version
         #: Whether ``logprobs`` requests get them (False: like Ollama before 0.12.11).
         self.logprobs = logprobs
+        #: The window a model loads with unless a request sets ``num_ctx`` (``/api/ps``).
+        self.context_length = context_length
+        #: True: an over-long prompt is cut to the window silently (Ollama's default);
+        #: False: it is refused with Ollama's HTTP 400.
+        self.context_shift = context_shift
+        self._windows: dict[str, int] = {}
         self._bind = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -1299,10 +1325,22 @@ class FakeOllama:
                     "details": tag["details"],
                     "expires_at": until.isoformat().replace("+00:00", "Z"),
                     "size_vram": tag["size"],
-                    "context_length": 4096,
+                    "context_length": self._windows.get(name, self.context_length),
                 }
             )
         return rows
+
+    def window(self, name: str) -> int:
+        """The context window ``name`` runs with (its last request's ``num_ctx``, or the default)."""
+        with self._changed:
+            return self._windows.get(_canonical(name), self.context_length)
+
+    def _note_window(self, name: str, options: Any) -> None:
+        num_ctx = options.get("num_ctx") if isinstance(options, dict) else None
+        if self.has_model(name):
+            with self._changed:
+                window = num_ctx if isinstance(num_ctx, int) and num_ctx > 0 else None
+                self._windows[_canonical(name)] = window or self.context_length
 
     def has_model(self, name: str) -> bool:
         """Whether ``name`` is installed (``x`` and ``x:latest`` are the same model)."""
