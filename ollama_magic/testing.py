@@ -1331,7 +1331,7 @@ class FakeOllama:
         return rows
 
     def window(self, name: str) -> int:
-        """The context window ``name`` runs with (its last request's ``num_ctx``, or the default)."""
+        """The window ``name`` runs with: its last request's ``num_ctx``, or the default."""
         with self._changed:
             return self._windows.get(_canonical(name), self.context_length)
 
