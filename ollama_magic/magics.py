@@ -56,6 +56,7 @@ from .request import (
     resolve_base_url,
 )
 from .result import OllamaResponse
+from .show_prompt import show_prompts
 from .stream import CancelToken, Journal
 from .tools import ToolCallRecord
 from .view import choose_compare_view, choose_map_view, choose_view
@@ -296,6 +297,12 @@ class OllamaMagics(Magics):
         metavar="N",
         help="Show how sure the model was of each token, with N alternatives (0-20, default 5).",
     )
+    @argument(
+        "--show-prompt",
+        action="store_true",
+        help="Show the exact prompt the model receives (its chat template applied); generate "
+        "nothing.",
+    )
     @argument("-q", "--quiet", action="store_true", help="Show nothing; only set the variable.")
     @line_cell_magic
     def ollama(self, line: str, cell: str | None = None) -> Any:
@@ -508,6 +515,9 @@ class OllamaMagics(Magics):
             if request.dry_run:
                 self._show_dry_run(request)
                 return
+            if request.show_prompt:
+                self._show_rendered_prompt(request)
+                return
             request = self._check_servers(request)
         except OllamaMagicError as exc:
             namespace[out] = OllamaResponse(error=exc)  # never leave a previous answer there
@@ -633,6 +643,17 @@ class OllamaMagics(Magics):
             return result
 
         return single
+
+    def _show_rendered_prompt(self, request: ChatRequest) -> None:
+        """--show-prompt: each model's rendered prompt (the first item's, with --map)."""
+        backends = {model: self._backend_for(request, model) for model in request.models}
+        markdown = show_prompts(backends, {model: request.body(model) for model in request.models})
+        if getattr(self.shell, "kernel", None) is not None:
+            from IPython.display import display
+
+            display({"text/markdown": markdown, "text/plain": markdown}, raw=True)
+        else:
+            print(markdown)
 
     def _show_dry_run(self, request: ChatRequest) -> None:
         """The exact request(s) the cell would send, for each model (the first item of --map)."""

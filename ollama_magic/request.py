@@ -85,6 +85,8 @@ class ChatRequest:
     code: bool = False
     #: ``--logprobs N``: ask for each token's log-probability and N alternatives (0..20).
     logprobs: int | None = None
+    #: ``--show-prompt``: show the prompt as the model's template renders it; generate nothing.
+    show_prompt: bool = False
 
     @property
     def model(self) -> str:
@@ -331,4 +333,5 @@ def build_request(
         notes=tuple(f"Warning: {note}" for note in check_option_names(options)),
         code=args.code,
         logprobs=check_top_logprobs(getattr(args, "logprobs", None)),
+        show_prompt=bool(getattr(args, "show_prompt", False)),
     )

@@ -217,6 +217,31 @@ def _logprob_entry(text: str, logprob: float, top: Iterable[tuple[str, float]]) 
     return entry
 
 
+def render_template(messages: Sequence[Any]) -> tuple[str, int]:
+    """The prompt the test server's models "see": a Llama-3-style chat template.
+
+    Returns the text and the number of images (each shows as ``[img-N]``).
+
+    >>> text, images = render_template([{"role": "user", "content": "Hi", "images": ["aGk="]}])
+    >>> images, text.startswith("<|start_header_id|>user<|end_header_id|>\\n\\n[img-0]Hi")
+    (1, True)
+    """
+    parts, images = [], 0
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        placeholders = ""
+        for _ in message.get("images") or ():
+            placeholders += f"[img-{images}]"
+            images += 1
+        role, content = message.get("role", ""), message.get("content") or ""
+        parts.append(
+            f"<|start_header_id|>{role}<|end_header_id|>\n\n{placeholders}{content}<|eot_id|>"
+        )
+    parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    return "".join(parts), images
+
+
 def split_tokens(text: str) -> list[str]:
     """Split text into word-ish pieces that keep their whitespace (``"a b"`` → ``["a", " b"]``)."""
     return re.findall(r"\s*\S+|\s+", text)
@@ -948,6 +973,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not error:
                 self.server.fake._note_use(call.model, request.get("keep_alive"))
                 self.server.fake._note_window(call.model, request.get("options"))
+            if request.get("_debug_render_only") is True and not error:
+                return self._render_only(call)
             reply = self.server.fake._next_reply()
             if reply is None:
                 self._default(call)
@@ -1082,6 +1109,24 @@ class _Handler(BaseHTTPRequestHandler):
                 stats={"prompt_eval_count": window},
             )
         self._serve(reply, call)
+
+    def _render_only(self, call: _Call) -> None:
+        """``_debug_render_only``: the prompt as the template renders it; nothing generated."""
+        if not self.server.fake.has_model(call.model):
+            return self._send_error(404, f"model '{call.model}' not found")
+        messages = call.request.get("messages")
+        if call.endpoint == "generate":
+            messages = [{"role": "user", "content": call.prompt}]
+        rendered, images = render_template(messages if isinstance(messages, list) else [])
+        info: dict[str, Any] = {"rendered_template": rendered}
+        if images:
+            info["image_count"] = images
+        message = {"role": "", "content": ""}
+        self._send_json(
+            200,
+            {"model": call.model, "created_at": _now(), "message": message, "done": False}
+            | {"_debug_info": info},
+        )
 
     def _serve(self, reply: Reply, call: _Call) -> None:
         if reply.before is not None:
