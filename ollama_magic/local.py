@@ -198,7 +198,7 @@ def _runtime_installed() -> bool:
 # --------------------------------------------------------------------------------------------
 # Loading and caching
 
-_CACHE: dict[tuple[str, int, int | None, int | None], Any] = {}
+_CACHE: dict[tuple[str, int, int | None, int | None, bool], Any] = {}
 _LOCK = threading.Lock()
 #: One answer at a time per loaded model: a llama.cpp context is not thread-safe, and
 #: ``--map --concurrency`` or a comparison may stream from threads.
@@ -216,11 +216,15 @@ def _llama_class() -> Any:
     return Llama
 
 
-def load(path: Path, options: Mapping[str, Any]) -> tuple[Any, float]:
-    """The ``Llama`` for ``path`` (cached per load-time options) and the seconds spent loading."""
+def load(path: Path, options: Mapping[str, Any], logits_all: bool = False) -> tuple[Any, float]:
+    """The ``Llama`` for ``path`` (cached per load-time options) and the seconds spent loading.
+
+    ``logits_all`` keeps every position's logits, which llama.cpp needs for logprobs (it costs
+    ``n_ctx`` × vocabulary floats, so only ``--logprobs`` asks for it).
+    """
     n_ctx = int(options.get("num_ctx") or DEFAULT_CTX)
     threads, batch = options.get("num_thread"), options.get("num_batch")
-    key = (str(path), n_ctx, threads, batch)
+    key = (str(path), n_ctx, threads, batch, logits_all)
     with _LOCK:
         llm = _CACHE.get(key)
         if llm is not None:
@@ -240,6 +244,8 @@ def load(path: Path, options: Mapping[str, Any]) -> tuple[Any, float]:
         }
         if batch:
             kwargs["n_batch"] = int(batch)
+        if logits_all:
+            kwargs["logits_all"] = True
         try:
             llm = llama(**kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
@@ -309,6 +315,9 @@ def completion_kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
             unknown.append(key)
     # A 135M-parameter model on a CPU rambles; cap its answers unless asked otherwise.
     kwargs.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    if body.get("logprobs") is True:
+        kwargs["logprobs"] = True
+        kwargs["top_logprobs"] = body.get("top_logprobs") or 0
     if unknown:
         raise OllamaUsageError(
             f"The local backend takes no option {', '.join(map(repr, unknown))}; it knows "
@@ -385,7 +394,9 @@ class LocalClient:
         model = str(body.get("model", ""))
         kwargs = completion_kwargs(body)
         started = time.perf_counter()
-        llm, load_seconds = load(resolve_model(model), body.get("options") or {})
+        llm, load_seconds = load(
+            resolve_model(model), body.get("options") or {}, body.get("logprobs") is True
+        )
         stop = threading.Event()
         events = self._events(llm, kwargs, model, started, load_seconds, body, trace, stop)
         return LocalStream(events, stop)

@@ -48,7 +48,9 @@ from .testing import (
     Token,
     _dumps,
     _Handler,
+    _logprob_entry,
     comma_list,
+    fake_logprobs,
     serve_until_interrupted,
     server_arguments,
     split_tokens,
@@ -162,7 +164,10 @@ class _Renderer:
             return step.encode()
         if isinstance(step, Token):
             self.tokens += 1
-            return sse(self.chunk({"content": step.text}))
+            chunk = self.chunk({"content": step.text})
+            if self.request.get("logprobs") is True:
+                chunk["choices"][0]["logprobs"] = {"content": [self.logprob_entry(step)]}
+            return sse(chunk)
         if isinstance(step, Thinking):
             return sse(self.chunk({self.reasoning_field: step.text}))
         if isinstance(step, Done):
@@ -172,6 +177,18 @@ class _Renderer:
         if isinstance(step, Mapping):
             return sse(dict(step))
         raise TypeError(f"not a Reply step: {step!r}")
+
+    def logprob_entry(self, step: Token) -> dict[str, Any]:
+        """The token's logprob in OpenAI's shape (``bytes`` always there, as OpenAI sends)."""
+        top = self.request.get("top_logprobs")
+        count = top if isinstance(top, int) and 0 <= top <= 20 else 0
+        if step.logprob is not None:
+            entry = _logprob_entry(step.text, step.logprob, step.top[:count])
+        else:
+            entry = fake_logprobs(step.text, self.tokens - 1, count)
+        entry.setdefault("bytes", list(step.text.encode()))
+        entry.setdefault("top_logprobs", [])
+        return entry
 
     def whole(self, content: str, thinking: str, step: Done) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": content}

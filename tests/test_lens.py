@@ -11,9 +11,12 @@ import pytest
 
 from ollama_magic.errors import OllamaMagicError, OllamaUsageError
 from ollama_magic.lens import BANDS, band, lens_bundle, lens_html
+from ollama_magic.local import KNOWN_MODELS
 from ollama_magic.logprobs import Logprobs
 from ollama_magic.testing import FAKE_PROBABILITIES, FakeOllama, Reply, Token, split_tokens
+from ollama_magic.testing_openai import FakeOpenAI
 
+HAVE_LOCAL = importlib.util.find_spec("llama_cpp") is not None and KNOWN_MODELS["smollm2"].installed
 HOSTILE = '<img src=x onerror="alert(1)">'
 
 
@@ -183,3 +186,28 @@ def test_memory_per_token_is_small():
         store.append(f" w{i % 50}", -0.1, top=[(f" a{k}", -1.0 - k) for k in range(5)])
     assert len(store) == 10_000 and store[-1].top[4] == (" a4", -5.0)
     assert store.nbytes / len(store) < 120  # arrays, not an object per token
+
+
+def test_openai_compatible_servers_give_the_same_lens(shell):
+    with FakeOpenAI() as server:
+        cell = f"%%ollama llama3.2 --host {server.url}/v1 --logprobs 2 -o r\nhello there"
+        assert shell.run_cell(cell).success
+        (body,) = [r.json() for r in server.requests if r.path == "/v1/chat/completions"]
+    assert body["logprobs"] is True and body["top_logprobs"] == 2
+    r = shell.user_ns["r"]
+    assert [e.token for e in r.logprobs] == split_tokens("You said: hello there")
+    expected = [math.log(FAKE_PROBABILITIES[i % 5]) for i in range(len(r.logprobs))]
+    assert [e.logprob for e in r.logprobs] == expected
+    assert [len(e.top) for e in r.logprobs] == [2] * len(r.logprobs)
+
+
+@pytest.mark.skipif(not HAVE_LOCAL, reason="needs the local extra (llama-cpp-python, smollm2)")
+def test_the_embedded_model_gives_real_token_logprobs(shell):
+    cell = "%%ollama local:smollm2 --logprobs 3 -O num_predict=8 --seed 1 -t 0 -o r\nSay hi."
+    assert shell.run_cell(cell).success
+    r = shell.user_ns["r"]
+    assert r.logprobs and "".join(e.token for e in r.logprobs) == r.text
+    assert all(e.logprob <= 0 for e in r.logprobs)
+    # Greedy decoding picks the most likely token: each token is its own first alternative.
+    assert all(len(e.top) == 3 and e.top[0][0] == e.token for e in r.logprobs if e.token)
+    assert r.perplexity >= 1.0
