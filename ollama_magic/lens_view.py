@@ -16,10 +16,11 @@ from __future__ import annotations
 import html
 import sys
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .context import context_line
-from .lens import lens_bundle, no_logprobs_line, summary_text, token_spans
+from .lens import compare_lens_html, lens_bundle, no_logprobs_line, summary_text, token_spans
 from .logprobs import Logprobs
 from .result import OllamaResponse
 
@@ -212,6 +213,38 @@ class LiveLensView:
             ident=b"display_data",
         )
         self._tail_widget.value = self._status("answering")
+
+
+def with_compare_lens(
+    shell: Any, compare: Callable[[Any], Any], namespace: Mapping[str, Any], out: str
+) -> Callable[[Any], Any]:
+    """Run a comparison, then show every model's lens side by side (also when one failed)."""
+
+    def run(cancel: Any) -> Any:
+        try:
+            return compare(cancel)
+        finally:
+            answers = namespace.get(out)
+            if isinstance(answers, dict) and answers:
+                show_compare_lens(shell, answers)
+
+    return run
+
+
+def show_compare_lens(shell: Any, answers: dict[str, OllamaResponse]) -> None:
+    """The lenses of a comparison in one output: one column per model (a line each outside
+    a notebook)."""
+    if getattr(shell, "kernel", None) is None:
+        for model, result in answers.items():
+            line = summary_text(result.logprobs) if result.logprobs else no_logprobs_line(result)
+            print(f"[{model}: {line or 'no answer'}]")
+        return
+    from IPython.display import display
+
+    text = "\n".join(
+        f"{model}: {summary_text(r.logprobs)}" for model, r in answers.items() if r.logprobs
+    )
+    display({"text/html": compare_lens_html(answers), "text/plain": text}, raw=True)
 
 
 def choose_lens_view(shell: Any, model: str, quiet: bool) -> Any:

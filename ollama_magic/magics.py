@@ -41,7 +41,7 @@ from .fix import (
     require_last_error,
 )
 from .jobs import BackgroundJob, run_compare, run_map, run_single
-from .lens_view import choose_lens_view
+from .lens_view import choose_lens_view, with_compare_lens
 from .local import default_local_model
 from .log import AnswerLog, log_command
 from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
@@ -597,7 +597,7 @@ class OllamaMagics(Magics):
         if request.compare:
             backends = [self._backend_for(request, model) for model in request.models]
             models = list(request.models)
-            return lambda cancel: run_compare(
+            compare = lambda cancel: run_compare(  # noqa: E731
                 backends,
                 request,
                 choose_compare_view(shell, models, request.quiet),
@@ -605,6 +605,9 @@ class OllamaMagics(Magics):
                 cancel,
                 journal,
             )
+            if request.logprobs is not None and not request.quiet:
+                return with_compare_lens(shell, compare, namespace, request.out)
+            return compare
         if request.map_name is not None:
             total = len(request.map_prompts)
             pool = [

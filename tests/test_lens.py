@@ -10,7 +10,7 @@ import re
 import pytest
 
 from ollama_magic.errors import OllamaMagicError, OllamaUsageError
-from ollama_magic.lens import BANDS, band, lens_bundle, lens_html
+from ollama_magic.lens import BANDS, band, compare_lens_html, lens_bundle, lens_html
 from ollama_magic.local import KNOWN_MODELS
 from ollama_magic.logprobs import Logprobs
 from ollama_magic.testing import FAKE_PROBABILITIES, FakeOllama, Reply, Token, split_tokens
@@ -211,3 +211,13 @@ def test_the_embedded_model_gives_real_token_logprobs(shell):
     # Greedy decoding picks the most likely token: each token is its own first alternative.
     assert all(len(e.top) == 3 and e.top[0][0] == e.token for e in r.logprobs if e.token)
     assert r.perplexity >= 1.0
+
+
+def test_compare_shows_each_models_confidence(shell, server, capsys):
+    assert run(shell, "llama3.2 qwen3:8b --no-think --logprobs 2 -o both").success
+    both = shell.user_ns["both"]
+    assert all(len(r.logprobs) == 5 for r in both.values())
+    lines = [line for line in capsys.readouterr().out.splitlines() if "perplexity" in line]
+    assert [line.split(": ")[0] for line in lines] == ["[llama3.2", "[qwen3:8b"]
+    page = compare_lens_html(dict(both))
+    assert page.count("<td") == 2 and page.count(" title=") == 10
