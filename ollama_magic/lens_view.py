@@ -2,13 +2,13 @@
 
 Cost model: everything sent to the front end stays within the bytes the server streamed. The
 answer is shown as *frozen pieces*, each sent exactly once into an ``ipywidgets.Output``, and a
-short *growing tail* (an ``ipywidgets.HTML``) that is re-sent as it grows; the tail freezes at a
-line end once it holds :data:`FREEZE_AT` tokens (or at twice that, anywhere), so no update is
-ever longer than a few kilobytes. Tail updates come at most every :data:`INTERVAL` seconds and
-only while the bytes sent live stay under :data:`LIVE_SHARE` of an under-estimate of what the
-server sent; the rest of the budget is the final output. When the answer ends, the widget is
-replaced in place (``update_display_data``) by the lens itself (HTML with a tooltip per token)
-plus the answer as Markdown and plain text, which is what the notebook saves.
+short *growing tail* (an ``ipywidgets.HTML``) that is re-sent as it grows. Sends happen at most
+every :data:`INTERVAL` seconds, two messages at most: a tail of :data:`FREEZE_AT` tokens or more
+up to a line end (or of twice that, anywhere) goes out as a piece, then the rest of the tail.
+A tail re-send waits while the bytes sent live exceed :data:`LIVE_SHARE` of an under-estimate
+of what the server sent; the rest of the budget is the final output. When the answer ends, the
+widget is replaced in place (``update_display_data``) by the lens itself (HTML with a tooltip
+per token) plus the answer as Markdown and plain text, which is what the notebook saves.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from .lens import compare_lens_html, lens_bundle, no_logprobs_line, summary_text
 from .logprobs import Logprobs
 from .result import OllamaResponse
 
-#: Shortest gap between two updates of the growing tail (seconds): at most ~20 a second.
-INTERVAL = 0.05
+#: Shortest gap between two sends (seconds); each sends a piece and the tail at most.
+INTERVAL = 0.075
 #: Tokens in the tail before it freezes at the next line end (and twice that: anywhere).
 FREEZE_AT = 48
 #: Share of the server's bytes the live updates may use; the final output needs the rest.
@@ -104,7 +104,7 @@ class LiveLensView:
         self._model = model
         self._seen = 0  # tokens rendered so far
         self._tail: list[str] = []
-        self._tail_tokens = 0
+        self._line_end = 0  # how much of the tail ends with a line end
         self._text_only = True  # until the first logprobs arrive
         self._estimate = 0  # under-estimate of the server's bytes so far
         self._last_update = 0.0
@@ -135,7 +135,8 @@ class LiveLensView:
 
     def thinking(self, text: str) -> None:
         self._estimate += 100 + 2 * len(text)
-        if not self._tail_tokens:
+        if not self._tail and time.monotonic() - self._last_update >= 1.0:
+            self._last_update = time.monotonic()
             self._update(self._status("thinking…"))
 
     def trace(self, line: bytes, at: float) -> None:
@@ -148,20 +149,17 @@ class LiveLensView:
         self._estimate += wire_estimate(store, self._seen, end)
         for i in range(self._seen, end):
             self._tail.append(token_spans(store, i, i + 1, live=True))
-            self._tail_tokens += 1
-            ends_line = store.token(i).endswith("\n")
-            if self._tail_tokens >= 2 * FREEZE_AT or (ends_line and self._tail_tokens >= FREEZE_AT):
-                self._freeze()
+            if store.token(i).endswith("\n"):
+                self._line_end = len(self._tail)
         self._seen = end
 
     def answer(self, text: str) -> None:
         if self._text_only and text:
             self._estimate += 100 + 2 * len(text)
             self._tail.append(html.escape(text, quote=False))
-            self._tail_tokens += 1
-            if self._tail_tokens >= 2 * FREEZE_AT:
-                self._freeze()
-        self._maybe_update()
+            if text.endswith("\n"):
+                self._line_end = len(self._tail)
+        self._tick()
 
     def finish(self, result: OllamaResponse, out_name: str) -> None:
         if self._box is None:
@@ -183,13 +181,26 @@ class LiveLensView:
             f"{html.escape(self._model)} · {phase} · {elapsed:.1f} s · {self._seen:,} tokens</div>"
         )
 
-    def _maybe_update(self) -> None:
+    def _tick(self) -> None:
+        """At most every INTERVAL: freeze a long tail into a piece, then show the tail.
+
+        A tick sends at most two messages (a piece and the tail), so the front end gets at most
+        ``2 / INTERVAL`` updates a second however fast the tokens come.
+        """
         now = time.monotonic()
         if now - self._last_update < INTERVAL:
             return
+        froze = False
+        cut = self._line_end if self._line_end >= FREEZE_AT else 0
+        if not cut and len(self._tail) >= 2 * FREEZE_AT:
+            cut = len(self._tail)
+        if cut:
+            self._freeze(cut)
+            froze = True
         value = _PIECE.format("".join(self._tail)) + self._status("answering")
-        if self.updates and self.sent_bytes + len(value) > LIVE_SHARE * self._estimate:
-            return  # over budget: wait until more has arrived
+        over = self.sent_bytes + len(value) > LIVE_SHARE * self._estimate
+        if self.updates and over and not froze:
+            return  # over budget: wait until more has arrived (a frozen tail must be cleared)
         self._last_update = now
         self._update(value)
 
@@ -198,11 +209,11 @@ class LiveLensView:
         self.sent_bytes += len(value.encode("utf-8", "replace"))
         self._tail_widget.value = value
 
-    def _freeze(self) -> None:
-        """Send the tail once as a piece of its own; the tail starts again, empty."""
-        piece = _PIECE.format("".join(self._tail))
-        self._tail.clear()
-        self._tail_tokens = 0
+    def _freeze(self, cut: int) -> None:
+        """Send the tail's first ``cut`` tokens once, as a piece of their own."""
+        piece = _PIECE.format("".join(self._tail[:cut]))
+        del self._tail[:cut]
+        self._line_end = 0
         self.sent_bytes += len(piece.encode("utf-8", "replace"))
         self.updates += 1
         self._kernel.session.send(
@@ -212,7 +223,6 @@ class LiveLensView:
             parent=self._parent,
             ident=b"display_data",
         )
-        self._tail_widget.value = self._status("answering")
 
 
 def with_compare_lens(
