@@ -119,12 +119,13 @@ def summary_text(logprobs: Logprobs, count: int = LEAST_CONFIDENT) -> str:
     entropy = logprobs.mean_entropy
     if entropy is not None:
         parts.append(f"mean entropy {entropy:.3f} bits over the alternatives")
+    sure = math.log(BANDS[0][0])
     least = [
         f"{shown(logprobs.token(i))} {percent(logprobs.logprob(i))}"
         for i in logprobs.least_confident(count)
+        if logprobs.logprob(i) < sure
     ]
-    if least:
-        parts.append("least confident: " + ", ".join(least))
+    parts.append("least confident: " + ", ".join(least) if least else "every token 90% or more")
     return " · ".join(parts)
 
 
