@@ -25,7 +25,7 @@ from .logprobs import Logprobs
 from .result import OllamaResponse
 
 #: Shortest gap between two sends (seconds); each sends a piece and the tail at most.
-INTERVAL = 0.075
+INTERVAL = 0.08
 #: Tokens in the tail before it freezes at the next line end (and twice that: anywhere).
 FREEZE_AT = 48
 #: Share of the server's bytes the live updates may use; the final output needs the rest.

@@ -106,3 +106,12 @@ def test_a_slow_stream_also_stays_within_the_servers_bytes(kernel, fake):
     live = [m for m in run.messages if m.msg_type in ("comm_msg", "display_data")]
     assert 5 < len(live) < len(tokens)  # it streamed live, batched
     assert run.total_bytes <= wire, (run.total_bytes, wire)
+
+
+def test_the_lens_benchmark_runs():
+    from benchmarks.lens import render, run_bench
+
+    results = run_bench(tokens=300, repeat=1)
+    sent = next(c for c in results["checks"] if c["what"].startswith("bytes"))
+    assert sent["value"] <= 1.0 and results["tokens_join_to_text"] is True
+    assert results["logprobs_tokens"] == 300 and "bytes per token" in render(results)
