@@ -20,13 +20,15 @@ def cannot_render(kind: str) -> str:
     """The one line for a backend that cannot show its rendered prompt."""
     where = {
         "openai": "OpenAI-compatible servers do not say how they apply their chat template",
-        "local": "the embedded model does not expose its rendered template here",
+        "local": "this embedded model uses one of llama-cpp-python's built-in chat formats",
     }.get(kind, f"the {kind} backend cannot render its prompt")
     return f"--show-prompt needs an Ollama server: {where}. Use --dry-run to see the request."
 
 
 def rendered_prompt(backend: Any, body: dict[str, Any]) -> tuple[str, int] | None:
     """The rendered prompt and its image count, or None when the backend cannot render one."""
+    if getattr(backend, "kind", "") == "local":
+        return _local_prompt(body)
     if getattr(backend, "kind", "") != "ollama":
         return None
     client = getattr(backend, "client", backend)
@@ -45,6 +47,24 @@ def rendered_prompt(backend: Any, body: dict[str, Any]) -> tuple[str, int] | Non
         )
     images = info.get("image_count")
     return info["rendered_template"], images if isinstance(images, int) else 0
+
+
+def _local_prompt(body: dict[str, Any]) -> tuple[str, int] | None:
+    """The embedded model's prompt, rendered by the chat template in its GGUF file."""
+    from .local import completion_kwargs, load, resolve_model
+
+    messages = completion_kwargs(body)["messages"]
+    llm, _ = load(resolve_model(str(body.get("model", ""))), body.get("options") or {})
+    template = llm.metadata.get("tokenizer.chat_template")
+    if llm.chat_format != "chat_template.default" or not template:
+        return None  # a built-in format of llama-cpp-python, not a template to render
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    def text(token: int) -> str:
+        return llm._model.token_get_text(token) if token != -1 else ""  # as llama.cpp does
+
+    formatter = Jinja2ChatFormatter(template, text(llm.token_eos()), text(llm.token_bos()))
+    return formatter(messages=messages).prompt, 0
 
 
 def prompt_markdown(model: str, rendered: str, images: int = 0) -> str:

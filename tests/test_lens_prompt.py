@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+
+import pytest
+
+from ollama_magic.local import KNOWN_MODELS
 from ollama_magic.show_prompt import prompt_markdown
 from ollama_magic.testing import render_template
 from ollama_magic.testing_openai import FakeOpenAI
+
+HAVE_LOCAL = importlib.util.find_spec("llama_cpp") is not None and KNOWN_MODELS["smollm2"].installed
 
 
 def chats(server) -> list[dict]:
@@ -46,3 +53,14 @@ def test_a_backend_that_cannot_render_says_so_in_one_line(shell, capsys):
         assert not [r for r in server.requests if "completions" in r.path]
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert len(lines) == 1 and "--show-prompt needs an Ollama server" in lines[0]
+
+
+@pytest.mark.skipif(not HAVE_LOCAL, reason="needs the local extra (llama-cpp-python, smollm2)")
+def test_the_embedded_model_renders_its_own_template(shell, capsys):
+    cell = "%%ollama local:smollm2 --show-prompt --system 'Be brief.'\nWhat is 2+2?"
+    assert shell.run_cell(cell).success
+    out = capsys.readouterr().out
+    # SmolLM2's template is ChatML: each turn between <|im_start|> and <|im_end|>.
+    assert "<|im_start|>system\nBe brief.<|im_end|>" in out
+    assert "<|im_start|>user\nWhat is 2+2?<|im_end|>" in out
+    assert out.rstrip().endswith("```") and "<|im_start|>assistant" in out
