@@ -81,8 +81,19 @@ class TerminalLensView(QuietLensView):
 
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream if stream is not None else sys.stdout
+        self._thinking = False
+
+    def thinking(self, text: str) -> None:
+        if not self._thinking:
+            self._thinking = True
+            self.stream.write("\x1b[2mThinking: ")
+        self.stream.write(text)
+        self.stream.flush()
 
     def answer(self, text: str) -> None:
+        if self._thinking:
+            self._thinking = False
+            self.stream.write("\x1b[0m\n\n")
         self.stream.write(text)
         self.stream.flush()
 

@@ -208,6 +208,24 @@ def check_modes(args: Any, models: Sequence[str], chat_name: str | None) -> None
     if args.dry_run and (args.bg or args.pull):
         extra = "--bg" if args.bg else "--pull"
         raise OllamaUsageError(f"--dry-run sends nothing, so {extra} has nothing to do; drop one.")
+    logprobs = getattr(args, "logprobs", None) is not None
+    if args.trace and logprobs:
+        raise OllamaUsageError("--trace shows the raw stream and --logprobs the lens: pick one.")
+    if getattr(args, "show_prompt", False):
+        clash = [
+            name
+            for name, given in (
+                ("--dry-run", args.dry_run),
+                ("--bg", args.bg),
+                ("--logprobs", logprobs),
+            )
+            if given
+        ]
+        if clash:
+            raise OllamaUsageError(
+                f"--show-prompt only renders the prompt, generating nothing, so {clash[0]} has "
+                "nothing to do; drop one."
+            )
 
 
 def _think(args: Any) -> bool | str | None:

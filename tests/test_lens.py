@@ -221,3 +221,27 @@ def test_compare_shows_each_models_confidence(shell, server, capsys):
     assert [line.split(": ")[0] for line in lines] == ["[llama3.2", "[qwen3:8b"]
     page = compare_lens_html(dict(both))
     assert page.count("<td") == 2 and page.count(" title=") == 10
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ("--logprobs --trace", "--trace"),
+        ("--show-prompt --dry-run", "--dry-run"),
+        ("--show-prompt --bg", "--bg"),
+        ("--show-prompt --logprobs", "--logprobs"),
+    ],
+)
+def test_options_that_cannot_go_together_are_refused(shell, server, line, named):
+    result = run(shell, f"llama3.2 {line}")
+    assert isinstance(result.error_in_exec, OllamaUsageError)
+    assert named in result.error_in_exec.message
+    assert not chats(server)
+
+
+def test_quiet_and_background_answers_keep_their_tokens(shell, server):
+    assert run(shell, "llama3.2 --logprobs 1 --quiet -o q").success
+    assert len(shell.user_ns["q"].logprobs) == 5
+    assert run(shell, "llama3.2 --logprobs 1 --bg -o b").success
+    answer = shell.user_ns["b_job"].wait(10)
+    assert answer.complete and [len(e.top) for e in answer.logprobs] == [1] * 5
