@@ -115,3 +115,14 @@ def test_the_lens_benchmark_runs():
     sent = next(c for c in results["checks"] if c["what"].startswith("bytes"))
     assert sent["value"] <= 1.0 and results["tokens_join_to_text"] is True
     assert results["logprobs_tokens"] == 300 and "bytes per token" in render(results)
+
+
+def test_a_background_lens_lands_in_its_cell(kernel, fake):
+    first = kernel.execute("%%ollama llama3.2 --logprobs 2 --bg -o bgl\nhello")
+    assert first.status == "ok"
+    second = kernel.execute("bgl_job.wait(10); print(len(bgl.logprobs), bgl_job.error)")
+    assert second.stream_text.strip() == "3 None"  # "You", " said:", " hello"
+    updates = [m for run in (first, second) for m in run.of_type("update_display_data")]
+    (final,) = [m for m in updates if "text/html" in m.content["data"]]
+    assert final.msg["parent_header"]["msg_id"] == first.reply["parent_header"]["msg_id"]
+    assert final.content["data"]["text/markdown"].startswith("You said: hello")
