@@ -150,6 +150,11 @@ def no_logprobs_line(result: OllamaResponse) -> str:
     """Why the lens is missing, in one line (empty when the answer has logprobs)."""
     if result.logprobs or not result:
         return ""
+    if (result.provenance or {}).get("replayed_from"):
+        return (
+            "This answer was replayed from the answer log, which keeps no token "
+            "log-probabilities: run the cell without --cache to see the lens."
+        )
     host = result.host or "the server"
     return (
         f"{host} sent no token log-probabilities, so there is no lens: Ollama returns them "

@@ -245,3 +245,14 @@ def test_quiet_and_background_answers_keep_their_tokens(shell, server):
     assert run(shell, "llama3.2 --logprobs 1 --bg -o b").success
     answer = shell.user_ns["b_job"].wait(10)
     assert answer.complete and [len(e.top) for e in answer.logprobs] == [1] * 5
+
+
+def test_a_replayed_answer_says_why_it_has_no_lens(shell, server, capsys):
+    cell = "unique prompt for the replay test"
+    assert run(shell, "llama3.2 --logprobs --cache -o first", cell).success
+    assert shell.user_ns["first"].logprobs
+    sent = len(chats(server))
+    assert run(shell, "llama3.2 --logprobs --cache -o again", cell).success
+    assert len(chats(server)) == sent  # replayed from the log, not asked again
+    assert shell.user_ns["again"].logprobs is None
+    assert "without --cache to see the lens" in capsys.readouterr().out
