@@ -173,10 +173,13 @@ def plain(text: str, limit: int = 2000) -> str:
 
 def lens_bundle(result: OllamaResponse, out_name: str, note: str = "") -> dict[str, Any]:
     """The saved output: the lens as HTML, the answer as safe Markdown and as plain text."""
-    markdown = safe_markdown(result) if result else "*(empty answer)*"
+    markdown = safe_markdown(result) if result else ""
     notes = " ".join(part for part in (note, no_logprobs_line(result)) if part)
     if notes:
-        markdown = f"{markdown}\n\n*{safe_markdown(notes)}*"
+        markdown = (
+            f"{markdown}\n\n*{safe_markdown(notes)}*" if markdown else f"*{safe_markdown(notes)}*"
+        )
+    markdown = markdown or "*(empty answer)*"
     data: dict[str, Any] = {"text/markdown": markdown, "text/plain": plain(result)}
     if result.logprobs:
         data["text/html"] = lens_html(result.logprobs, note)

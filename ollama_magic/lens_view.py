@@ -114,6 +114,7 @@ class LiveLensView:
         self._shell = shell
         self._model = model
         self._seen = 0  # tokens rendered so far
+        self._chunks = 0  # tokens (or text chunks, without logprobs) so far
         self._tail: list[str] = []
         self._line_end = 0  # how much of the tail ends with a line end
         self._text_only = True  # until the first logprobs arrive
@@ -162,10 +163,12 @@ class LiveLensView:
             self._tail.append(token_spans(store, i, i + 1, live=True))
             if store.token(i).endswith("\n"):
                 self._line_end = len(self._tail)
+        self._chunks += end - self._seen
         self._seen = end
 
     def answer(self, text: str) -> None:
         if self._text_only and text:
+            self._chunks += 1
             self._estimate += 100 + 2 * len(text)
             self._tail.append(html.escape(text, quote=False))
             if text.endswith("\n"):
@@ -189,7 +192,8 @@ class LiveLensView:
         elapsed = time.monotonic() - self._started if self._started else 0.0
         return (
             '<div style="font-size:small;color:#666">'
-            f"{html.escape(self._model)} · {phase} · {elapsed:.1f} s · {self._seen:,} tokens</div>"
+            f"{html.escape(self._model)} · {phase} · {elapsed:.1f} s · {self._chunks:,} tokens"
+            "</div>"
         )
 
     def _tick(self) -> None:
