@@ -131,6 +131,21 @@ ARGUMENTS = [
         action="store_true",
         help="Offer the answer's Python code as a new cell below (also in NAME.code).",
     ),
+    argument(
+        "--logprobs",
+        nargs="?",
+        type=int,
+        const=5,
+        default=None,
+        metavar="N",
+        help="Show how sure the model was of each token, with N alternatives (0-20, default 5).",
+    ),
+    argument(
+        "--show-prompt",
+        action="store_true",
+        help="Show the exact prompt the model receives (its chat template applied); generate "
+        "nothing.",
+    ),
     argument("-q", "--quiet", action="store_true", help="Show nothing; only set the variable."),
 ]
 

@@ -308,11 +308,16 @@ class OllamaClient(HttpClient):
                     if first_token is None:
                         first_token = time.perf_counter() - started
                     yield ThinkingDelta(thinking)
+                logprobs = chunk.get("logprobs")
+                if not isinstance(logprobs, list) or not logprobs:
+                    logprobs = None
                 if text:
                     chunks += 1
                     if first_token is None:
                         first_token = time.perf_counter() - started
-                    yield AnswerDelta(text)
+                    yield AnswerDelta(text, logprobs)
+                elif logprobs is not None and not thinking:
+                    yield AnswerDelta("", logprobs)  # a token whose text is not yet whole
                 if source is message:
                     yield from ollama_tool_calls(message.get("tool_calls"))
                 if chunk.get("done"):

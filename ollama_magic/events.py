@@ -23,12 +23,17 @@ class ThinkingDelta:
 
 
 class AnswerDelta:
-    """A piece of the answer text."""
+    """A piece of the answer text.
 
-    __slots__ = ("text",)
+    ``logprobs`` is the chunk's list of token log-probabilities as the server sent it (with
+    ``--logprobs``), else None; :mod:`ollama_magic.logprobs` stores them compactly.
+    """
 
-    def __init__(self, text: str) -> None:
+    __slots__ = ("logprobs", "text")
+
+    def __init__(self, text: str, logprobs: list[Any] | None = None) -> None:
         self.text = text
+        self.logprobs = logprobs
 
     def __repr__(self) -> str:
         return f"AnswerDelta({self.text!r})"
@@ -82,6 +87,8 @@ class Stats:
     #: Streamed pieces of text (thinking and answer). Ollama sends one token per chunk; other
     #: servers may send several, so the token count is ``eval_count`` when the server gives it.
     chunks: int = 0
+    #: The context window the model ran with (tokens), when the server could tell.
+    context_length: int | None = field(default=None, repr=False)
 
     @property
     def tokens_per_second(self) -> float | None:

@@ -204,7 +204,7 @@ def _runtime_installed() -> bool:
 # --------------------------------------------------------------------------------------------
 # Loading and caching
 
-_CACHE: dict[tuple[str, int, int | None, int | None], Any] = {}
+_CACHE: dict[tuple[str, int, int | None, int | None, bool], Any] = {}
 _LOCK = threading.Lock()
 #: One answer at a time per loaded model: a llama.cpp context is not thread-safe, and
 #: ``--map --concurrency`` or a comparison may stream from threads.
@@ -228,11 +228,15 @@ def _llama_class() -> Any:
     return Llama
 
 
-def load(path: Path, options: Mapping[str, Any]) -> tuple[Any, float]:
-    """The ``Llama`` for ``path`` (cached per load-time options) and the seconds spent loading."""
+def load(path: Path, options: Mapping[str, Any], logits_all: bool = False) -> tuple[Any, float]:
+    """The ``Llama`` for ``path`` (cached per load-time options) and the seconds spent loading.
+
+    ``logits_all`` keeps every position's logits, which llama.cpp needs for logprobs (it costs
+    ``n_ctx`` × vocabulary floats, so only ``--logprobs`` asks for it).
+    """
     n_ctx = int(options.get("num_ctx") or DEFAULT_CTX)
     threads, batch = options.get("num_thread"), options.get("num_batch")
-    key = (str(path), n_ctx, threads, batch)
+    key = (str(path), n_ctx, threads, batch, logits_all)
     with _LOCK:
         llm = _CACHE.get(key)
         if llm is not None:
@@ -252,6 +256,8 @@ def load(path: Path, options: Mapping[str, Any]) -> tuple[Any, float]:
         }
         if batch:
             kwargs["n_batch"] = int(batch)
+        if logits_all:
+            kwargs["logits_all"] = True
         try:
             llm = llama(**kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
@@ -321,6 +327,9 @@ def completion_kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
             unknown.append(key)
     # A 135M-parameter model on a CPU rambles; cap its answers unless asked otherwise.
     kwargs.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    if body.get("logprobs") is True:
+        kwargs["logprobs"] = True
+        kwargs["top_logprobs"] = body.get("top_logprobs") or 0
     if unknown:
         raise OllamaUsageError(
             f"The local backend takes no option {', '.join(map(repr, unknown))}; it knows "
@@ -398,7 +407,9 @@ class LocalClient:
         model = str(body.get("model", ""))
         kwargs = completion_kwargs(body)
         started = time.perf_counter()
-        llm, load_seconds = load(resolve_model(model), body.get("options") or {})
+        llm, load_seconds = load(
+            resolve_model(model), body.get("options") or {}, body.get("logprobs") is True
+        )
         stop = threading.Event()
         events = self._events(llm, kwargs, model, started, load_seconds, body, trace, stop)
         return LocalStream(events, stop)
@@ -486,3 +497,20 @@ class LocalClient:
         done.model = model
         done.done_reason = done.done_reason or "stop"
         yield done
+
+
+def render_local_prompt(body: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The embedded model's prompt, rendered by the chat template in its GGUF file (None for
+    one of llama-cpp-python's built-in chat formats, which are code, not a template)."""
+    messages = completion_kwargs(body)["messages"]
+    llm, _ = load(resolve_model(str(body.get("model", ""))), body.get("options") or {})
+    template = llm.metadata.get("tokenizer.chat_template")
+    if llm.chat_format != "chat_template.default" or not template:
+        return None
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    def text(token: int) -> str:
+        return llm._model.token_get_text(token) if token != -1 else ""  # as llama.cpp does
+
+    formatter = Jinja2ChatFormatter(template, text(llm.token_eos()), text(llm.token_bos()))
+    return formatter(messages=messages).prompt, 0

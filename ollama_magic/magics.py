@@ -20,6 +20,7 @@ from .backends import DEFAULT_TIMEOUT, Backend, backend_kind, make_backend
 from .cmdline import split_arguments, split_line_prompt
 from .coding import offer_code
 from .commands import CommandContext, Subcommand
+from .context import context_line
 from .conversation import Conversations, reset_conversation, show_history
 from .errors import (
     OllamaConnectionError,
@@ -34,6 +35,7 @@ from .fix import (
     require_last_error,
 )
 from .jobs import BackgroundJob, run_compare, run_map, run_single
+from .lens_view import choose_lens_view, with_compare_lens
 from .local import default_local_model
 from .log import AnswerLog, log_command
 from .manage import SUBCOMMANDS, describe_subcommands, ensure_model
@@ -50,6 +52,7 @@ from .request import (
 )
 from .result import OllamaResponse
 from .shell import cell_key, confirm_call, raw_inputs, show_markdown
+from .show_prompt import show_prompts
 from .stream import CancelToken, Journal
 from .tool_view import traced_view
 from .view import choose_compare_view, choose_map_view, choose_view
@@ -343,6 +346,9 @@ class OllamaMagics(Magics):
             if request.dry_run:
                 self._show_dry_run(request)
                 return
+            if request.show_prompt:
+                self._show_rendered_prompt(request)
+                return
             request = self._check_servers(request)
         except OllamaMagicError as exc:
             namespace[out] = OllamaResponse(error=exc)  # never leave a previous answer there
@@ -386,7 +392,7 @@ class OllamaMagics(Magics):
         if request.compare:
             backends = [self._backend_for(request, model) for model in request.models]
             models = list(request.models)
-            return lambda cancel: run_compare(
+            compare = lambda cancel: run_compare(  # noqa: E731
                 backends,
                 request,
                 choose_compare_view(shell, models, request.quiet),
@@ -394,6 +400,9 @@ class OllamaMagics(Magics):
                 cancel,
                 journal,
             )
+            if request.logprobs is not None and not request.quiet:
+                return with_compare_lens(shell, compare, namespace, request.out)
+            return compare
         if request.map_name is not None:
             total = len(request.map_prompts)
             pool = [
@@ -411,7 +420,10 @@ class OllamaMagics(Magics):
         backend = self._backend_for(request, request.model)
 
         def single(cancel: CancelToken | None) -> OllamaResponse:
-            view = choose_view(shell, request.model, request.quiet, trace=request.trace)
+            if request.logprobs is None:
+                view = choose_view(shell, request.model, request.quiet, trace=request.trace)
+            else:
+                view = choose_lens_view(shell, request.model, request.quiet)
             if request.tools:
                 view = traced_view(view, shell, request.out, request.quiet)
             result = run_single(
@@ -424,6 +436,8 @@ class OllamaMagics(Magics):
                 journal,
                 ask=confirm_call if request.confirm else None,
             )
+            if context_line(result) and not request.quiet and request.logprobs is None:
+                print(context_line(result), file=sys.stderr)
             if request.code:
                 offer = offer_code(shell, result, request.out)
                 result.code = offer.code
@@ -431,6 +445,17 @@ class OllamaMagics(Magics):
             return result
 
         return single
+
+    def _show_rendered_prompt(self, request: ChatRequest) -> None:
+        """--show-prompt: each model's rendered prompt (the first item's, with --map)."""
+        backends = {model: self._backend_for(request, model) for model in request.models}
+        markdown = show_prompts(backends, {model: request.body(model) for model in request.models})
+        if getattr(self.shell, "kernel", None) is not None:
+            from IPython.display import display
+
+            display({"text/markdown": markdown, "text/plain": markdown}, raw=True)
+        else:
+            print(markdown)
 
     def _show_dry_run(self, request: ChatRequest) -> None:
         """The exact request(s) the cell would send, for each model (the first item of --map)."""

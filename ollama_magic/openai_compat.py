@@ -228,7 +228,23 @@ def openai_chat_body(body: Mapping[str, Any]) -> dict[str, Any]:
         request["reasoning_effort"] = "none"
     elif isinstance(think, str):
         request["reasoning_effort"] = think
+    if body.get("logprobs") is True:
+        request["logprobs"] = True
+        request["top_logprobs"] = body.get("top_logprobs") or 0
     return request
+
+
+def choice_logprobs(choice: Mapping[str, Any]) -> list[Any] | None:
+    """A choice's token logprobs in OpenAI's shape (``logprobs.content``), or None.
+
+    Each entry is ``{token, logprob, bytes, top_logprobs}``, as in Ollama's own API.
+
+    >>> choice_logprobs({"logprobs": {"content": [{"token": "Hi", "logprob": -0.1}]}})
+    [{'token': 'Hi', 'logprob': -0.1}]
+    """
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, Mapping) else None
+    return content if isinstance(content, list) and content else None
 
 
 def _text(value: Any) -> str:
@@ -297,9 +313,12 @@ def chat_events(
                 if thinking:
                     count += 1
                     yield ThinkingDelta(thinking)
+                logprobs = choice_logprobs(choice)
                 if content:
                     count += 1
-                    yield AnswerDelta(content)
+                    yield AnswerDelta(content, logprobs)
+                elif logprobs is not None and not thinking:
+                    yield AnswerDelta("", logprobs)
                 _join_call_fragments(calls, delta.get("tool_calls"))
             if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
                 finish = choice["finish_reason"]

@@ -18,6 +18,7 @@ from .conversation import DEFAULT_CHAT as DEFAULT_CHAT
 from .conversation import Conversations
 from .errors import ModelNotFoundError, OllamaUsageError
 from .host import resolve_host
+from .logprobs import check_top_logprobs
 from .options import check_option_names, parse_keep_alive, parse_option
 from .prompt import encode_image, interpolate, interpolate_with_names, resolve_format
 from .tools import Tool, resolve_tools
@@ -83,6 +84,10 @@ class ChatRequest:
     notes: tuple[str, ...] = ()
     #: ``--code``: offer the answer's Python code as the next cell.
     code: bool = False
+    #: ``--logprobs N``: ask for each token's log-probability and N alternatives (0..20).
+    logprobs: int | None = None
+    #: ``--show-prompt``: show the prompt as the model's template renders it; generate nothing.
+    show_prompt: bool = False
 
     @property
     def model(self) -> str:
@@ -113,6 +118,9 @@ class ChatRequest:
         )
         if self.tools:
             body["tools"] = [tool.schema for tool in self.tools]
+        if self.logprobs is not None:
+            body["logprobs"] = True
+            body["top_logprobs"] = self.logprobs
         return body
 
     def for_model(self, model: str) -> ChatRequest:
@@ -201,6 +209,24 @@ def check_modes(args: Any, models: Sequence[str], chat_name: str | None) -> None
     if args.dry_run and (args.bg or args.pull):
         extra = "--bg" if args.bg else "--pull"
         raise OllamaUsageError(f"--dry-run sends nothing, so {extra} has nothing to do; drop one.")
+    logprobs = getattr(args, "logprobs", None) is not None
+    if args.trace and logprobs:
+        raise OllamaUsageError("--trace shows the raw stream and --logprobs the lens: pick one.")
+    if getattr(args, "show_prompt", False):
+        clash = [
+            name
+            for name, given in (
+                ("--dry-run", args.dry_run),
+                ("--bg", args.bg),
+                ("--logprobs", logprobs),
+            )
+            if given
+        ]
+        if clash:
+            raise OllamaUsageError(
+                f"--show-prompt only renders the prompt, generating nothing, so {clash[0]} has "
+                "nothing to do; drop one."
+            )
 
 
 def _think(args: Any) -> bool | str | None:
@@ -329,6 +355,8 @@ def build_request(
         cache=args.cache or defaults.cache,
         notes=tuple(f"Warning: {note}" for note in check_option_names(options)),
         code=args.code,
+        logprobs=check_top_logprobs(getattr(args, "logprobs", None)),
+        show_prompt=bool(getattr(args, "show_prompt", False)),
     )
 
 

@@ -43,6 +43,10 @@ class OllamaResponse(str):
     tool_calls: list[Any]
     requested_calls: list[Any]
     code: str | None
+    #: With ``--logprobs``: the tokens with their log-probabilities (:class:`Logprobs`).
+    logprobs: Any
+    #: The prompt filled the context window, so the model likely did not see all of it.
+    truncated: bool
 
     def __new__(
         cls,
@@ -72,6 +76,8 @@ class OllamaResponse(str):
         self.tool_calls = []
         self.requested_calls = []
         self.code = None
+        self.logprobs = None
+        self.truncated = False
         return self
 
     @property
@@ -83,6 +89,20 @@ class OllamaResponse(str):
     def complete(self) -> bool:
         """True when Ollama finished the answer (no error, no interrupt)."""
         return self.done_reason is not None and self.error is None and not self.interrupted
+
+    @property
+    def perplexity(self) -> float | None:
+        """``exp(-mean(logprob))`` over the answer's tokens (with ``--logprobs``), else None."""
+        return self.logprobs.perplexity if self.logprobs else None
+
+    def logprobs_frame(self) -> Any:
+        """The tokens as a pandas DataFrame (token, logprob, probability, entropy, top)."""
+        if self.logprobs is None:
+            raise OllamaMagicError(
+                "This answer has no token log-probabilities: ask again with --logprobs (and a "
+                "server that returns them, such as Ollama 0.12.11 or later)."
+            )
+        return self.logprobs.frame()
 
     def json(self) -> Any:
         """The answer parsed as JSON (for ``--format json`` or a schema).

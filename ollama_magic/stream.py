@@ -14,8 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .context import check_context
 from .errors import Interrupted, OllamaMagicError
 from .events import AnswerDelta, Done, ThinkingDelta, ToolCall
+from .logprobs import Logprobs
 from .result import OllamaResponse, decode_draining, provenance
 
 
@@ -128,6 +130,9 @@ def stream_answer(
     interrupted = False
     stream = None
     model = str(body.get("model", ""))
+    # --logprobs: the tokens go to one compact store, which a sink may read as it grows.
+    logprobs: Logprobs | None = None
+    on_logprobs = getattr(sink, "logprobs", None)
     source, replayed, entry = backend, None, None
     if journal is not None and journal.log is not None:
         digest = _digest(backend, model)
@@ -162,6 +167,11 @@ def stream_answer(
             for event in stream:
                 kind = type(event)
                 if kind is AnswerDelta:
+                    if event.logprobs is not None:
+                        logprobs = logprobs if logprobs is not None else Logprobs()
+                        logprobs.extend(event.logprobs)
+                        if on_logprobs is not None:
+                            on_logprobs(logprobs)
                     answer += event.text.encode("utf-8", "surrogatepass")
                     sink.answer(event.text)
                 elif kind is ThinkingDelta:
@@ -200,6 +210,8 @@ def stream_answer(
     )
     del text, thinking
     result.requested_calls = calls
+    result.logprobs = logprobs
+    check_context(backend, body, result)
     if trace_lines is not None:
         result.trace = list(trace_lines)
     _explain_ending(result, out_name)

@@ -44,6 +44,14 @@ from .testing_http import (
     serve_until_interrupted,
     server_arguments,
 )
+from .testing_lens import (
+    FAKE_PROBABILITIES,
+    TOO_LONG,
+    fake_logprobs,
+    logprob_entry,
+    render_template,
+    requested_top,
+)
 from .testing_models import (
     ModelRoutes,
     ModelState,
@@ -67,6 +75,7 @@ from .testing_steps import (
 )
 
 __all__ = [
+    "FAKE_PROBABILITIES",
     "JSON_UTF8",
     "NDJSON",
     "TEXT_UTF8",
@@ -81,7 +90,9 @@ __all__ = [
     "Step",
     "Thinking",
     "Token",
+    "fake_logprobs",
     "main",
+    "render_template",
     "split_tokens",
 ]
 
@@ -141,6 +152,8 @@ class _Renderer:
         self.call = call
         self.model = call.model if model is None else model
         self.tokens = 0
+        #: Whether this server sends logprobs when asked (False: Ollama before 0.12.11).
+        self.gives_logprobs = True
 
     def _head(self) -> dict[str, Any]:
         return {"model": self.model, "created_at": _now()}
@@ -165,7 +178,20 @@ class _Renderer:
         else:
             obj = self._text("", step.text)
         obj["done"] = False
+        if isinstance(step, Token) and self.logprobs:
+            obj["logprobs"] = [self.logprob_entry(step)]
         return obj
+
+    @property
+    def logprobs(self) -> bool:
+        """The request asked for logprobs and this server returns them."""
+        return self.call.request.get("logprobs") is True and self.gives_logprobs
+
+    def logprob_entry(self, step: Token) -> dict[str, Any]:
+        count = requested_top(self.call.request)
+        if step.logprob is not None:
+            return logprob_entry(step.text, step.logprob, step.top[:count])
+        return fake_logprobs(step.text, self.tokens - 1, count)
 
     def final(self, done: Final, content: str, thinking: str = "") -> dict[str, Any]:
         obj = self._text(content, thinking)
@@ -254,6 +280,9 @@ class _Handler(ModelRoutes):
             call = _Call(endpoint, request, error)
             if not error:
                 self.server.fake._note_use(call.model, request.get("keep_alive"))
+                self.server.fake._note_window(call.model, request.get("options"))
+            if request.get("_debug_render_only") is True and not error:
+                return self._render_only(call)
             reply = self.server.fake._next_reply()
             if reply is None:
                 self._default(call)
@@ -311,6 +340,13 @@ class _Handler(ModelRoutes):
         think = call.request.get("think")
         if (think is True or isinstance(think, str)) and not fake.thinks(model):
             return self._send_error(400, f'"{model}" does not support thinking')
+        top_logprobs = call.request.get("top_logprobs")
+        if isinstance(top_logprobs, int) and not 0 <= top_logprobs <= 20:
+            return self._send_error(400, "top_logprobs must be between 0 and 20")
+        window = fake.window(model)
+        prompt_tokens = 10 + len(call.prompt.split())  # as the final chunk counts them
+        if prompt_tokens > window and not fake.context_shift:
+            return self._send_error(400, TOO_LONG)
         empty = not call.request.get("messages") if call.endpoint == "chat" else not call.prompt
         if empty:
             keep_alive = call.request.get("keep_alive")
@@ -328,10 +364,34 @@ class _Handler(ModelRoutes):
         if isinstance(limit, (int, float)) and 0 < limit < len(tokens):
             tokens, done_reason = tokens[: int(limit)], "length"
         thinking = _DEFAULT_THINKING if fake.thinks(model) and think is not False else ()
+        # An over-long prompt is cut to the window silently, as Ollama does by default.
+        stats = {"prompt_eval_count": window} if prompt_tokens > window else {}
         reply = Reply.answer(
-            tokens, thinking=thinking, delay=fake.default_delay, done_reason=done_reason
+            tokens,
+            thinking=thinking,
+            delay=fake.default_delay,
+            done_reason=done_reason,
+            stats=stats,
         )
         self._serve(reply, call)
+
+    def _render_only(self, call: _Call) -> None:
+        """``_debug_render_only``: the prompt as the template renders it; nothing generated."""
+        if not self.server.fake.has_model(call.model):
+            return self._send_error(404, f"model '{call.model}' not found")
+        messages = call.request.get("messages")
+        if call.endpoint == "generate":
+            messages = [{"role": "user", "content": call.prompt}]
+        rendered, images = render_template(messages if isinstance(messages, list) else [])
+        info: dict[str, Any] = {"rendered_template": rendered}
+        if images:
+            info["image_count"] = images
+        message = {"role": "", "content": ""}
+        self._send_json(
+            200,
+            {"model": call.model, "created_at": _now(), "message": message, "done": False}
+            | {"_debug_info": info},
+        )
 
     def _serve(self, reply: Reply, call: _Call) -> None:
         if reply.before is not None:
@@ -361,6 +421,7 @@ class _Handler(ModelRoutes):
 
     def _stream(self, reply: Reply, call: _Call) -> None:
         renderer = _Renderer(call, reply.model)
+        renderer.gives_logprobs = self.server.fake.logprobs
         for step in reply.steps:
             if not self._run(step):
                 self._chunk(reply, renderer.step_bytes(step))
@@ -412,12 +473,23 @@ class FakeOllama(ModelState):
         default_delay: float = 0.0,
         pullable: Iterable[str] = (),
         version: str = VERSION,
+        logprobs: bool = True,
+        context_length: int = 4096,
+        context_shift: bool = True,
     ) -> None:
         self.thinking_models = list(thinking_models)
         self.models = list(models) + [m for m in self.thinking_models if m not in models]
         self.pullable = list(pullable)
         self.default_delay = default_delay
         self.version = version
+        #: Whether ``logprobs`` requests get them (False: like Ollama before 0.12.11).
+        self.logprobs = logprobs
+        #: The window a model loads with unless a request sets ``num_ctx`` (``/api/ps``).
+        self.context_length = context_length
+        #: True: an over-long prompt is cut to the window silently (Ollama's default);
+        #: False: it is refused with Ollama's HTTP 400.
+        self.context_shift = context_shift
+        self._windows: dict[str, int] = {}
         self._bind = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

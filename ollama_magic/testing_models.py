@@ -110,6 +110,8 @@ class ModelState:
     pullable: list[str]
     _loaded: dict[str, datetime]
     _changed: threading.Condition
+    context_length: int
+    _windows: dict[str, int]
 
     @property
     def loaded(self) -> dict[str, datetime]:
@@ -144,10 +146,22 @@ class ModelState:
                     "details": tag["details"],
                     "expires_at": until.isoformat().replace("+00:00", "Z"),
                     "size_vram": tag["size"],
-                    "context_length": 4096,
+                    "context_length": self._windows.get(name, self.context_length),
                 }
             )
         return rows
+
+    def window(self, name: str) -> int:
+        """The window ``name`` runs with: its last request's ``num_ctx``, or the default."""
+        with self._changed:
+            return self._windows.get(_canonical(name), self.context_length)
+
+    def _note_window(self, name: str, options: Any) -> None:
+        num_ctx = options.get("num_ctx") if isinstance(options, dict) else None
+        if self.has_model(name):
+            with self._changed:
+                window = num_ctx if isinstance(num_ctx, int) and num_ctx > 0 else None
+                self._windows[_canonical(name)] = window or self.context_length
 
     def has_model(self, name: str) -> bool:
         """Whether ``name`` is installed (``x`` and ``x:latest`` are the same model)."""

@@ -38,6 +38,7 @@ from typing import Any
 
 from .testing import FakeOllama, _Handler
 from .testing_http import comma_list, serve_until_interrupted, server_arguments
+from .testing_lens import fake_logprobs, logprob_entry, requested_top
 from .testing_steps import (
     JSON_UTF8,
     NDJSON,
@@ -159,7 +160,10 @@ class _Renderer:
             return step.encode()
         if isinstance(step, Token):
             self.tokens += 1
-            return sse(self.chunk({"content": step.text}))
+            chunk = self.chunk({"content": step.text})
+            if self.request.get("logprobs") is True:
+                chunk["choices"][0]["logprobs"] = {"content": [self.logprob_entry(step)]}
+            return sse(chunk)
         if isinstance(step, Thinking):
             return sse(self.chunk({self.reasoning_field: step.text}))
         if isinstance(step, Final):
@@ -169,6 +173,17 @@ class _Renderer:
         if isinstance(step, Mapping):
             return sse(dict(step))
         raise TypeError(f"not a Reply step: {step!r}")
+
+    def logprob_entry(self, step: Token) -> dict[str, Any]:
+        """The token's logprob in OpenAI's shape (``bytes`` always there, as OpenAI sends)."""
+        count = requested_top(self.request)
+        if step.logprob is not None:
+            entry = logprob_entry(step.text, step.logprob, step.top[:count])
+        else:
+            entry = fake_logprobs(step.text, self.tokens - 1, count)
+        entry.setdefault("bytes", list(step.text.encode()))
+        entry.setdefault("top_logprobs", [])
+        return entry
 
     def whole(self, content: str, thinking: str, step: Final) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": content}

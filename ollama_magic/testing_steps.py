@@ -62,9 +62,16 @@ class Gate:
 
 @dataclass(frozen=True)
 class Token:
-    """Step: one answer chunk (``message.content`` for chat, ``response`` for generate)."""
+    """Step: one answer chunk (``message.content`` for chat, ``response`` for generate).
+
+    When the request asks for ``logprobs``, ``logprob`` and ``top`` (``(token, logprob)``
+    pairs) are what the chunk reports; left out, the fake makes them up
+    (:func:`ollama_magic.testing_lens.fake_logprobs`).
+    """
 
     text: str
+    logprob: float | None = None
+    top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,26 @@ class Backend(Protocol):
         """Raise ``ModelNotFoundError`` (with the fix) before any request, if it can tell."""
         ...
 
+    def context_window(self, model: str, body: dict[str, Any]) -> int | None:
+        """The context length ``model`` ran with for ``body`` (None when it cannot tell)."""
+        ...
+
+    def render_prompt(self, body: dict[str, Any]) -> tuple[str, int] | None:
+        """The prompt the model receives (chat template applied) and its image count,
+        generating nothing; None when this backend cannot show it."""
+        ...
+
     def close(self) -> None: ...
+
+
+def requested_window(body: dict[str, Any]) -> int | None:
+    """An explicit ``num_ctx`` option of a request body.
+
+    >>> requested_window({"options": {"num_ctx": 8192}}), requested_window({})
+    (8192, None)
+    """
+    value = (body.get("options") or {}).get("num_ctx")
+    return int(value) if isinstance(value, (int, float)) and value > 0 else None
 
 
 class ScrubbedStream:
@@ -170,6 +189,13 @@ class GuardedBackend:
 
     def model_names(self, *, max_age: float = 30.0, timeout: float = 2.0) -> frozenset[str]:
         return frozenset(self.installed_models(max_age=max_age, timeout=timeout))
+
+    def context_window(self, model: str, body: dict[str, Any]) -> int | None:
+        """Without a way to ask the server, only an explicit ``num_ctx`` is known."""
+        return requested_window(body)
+
+    def render_prompt(self, body: dict[str, Any]) -> tuple[str, int] | None:
+        return None
 
     def check_model(self, name: str) -> None:
         """Most servers cannot say in advance; their answer to the request will."""

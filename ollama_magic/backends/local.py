@@ -14,6 +14,7 @@ from ..local import (
     LocalClient,
     _runtime_installed,
     list_local_models,
+    render_local_prompt,
     resolve_model,
     runtime_missing,
     unload,
@@ -96,6 +97,10 @@ class LocalBackend(GuardedBackend):
         if not _runtime_installed():
             raise runtime_missing()
         resolve_model(name)
+
+    def render_prompt(self, body: dict[str, Any]) -> tuple[str, int] | None:
+        with self._errors():
+            return render_local_prompt(body)
 
     def close(self) -> None:
         self.client.close()

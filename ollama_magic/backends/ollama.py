@@ -8,7 +8,7 @@ from typing import Any
 
 from ..client import CONNECT_TIMEOUT, OllamaClient
 from ..errors import ModelNotFoundError, UnexpectedDataError
-from .base import AnswerEvents, GuardedBackend, LineHook
+from .base import AnswerEvents, GuardedBackend, LineHook, requested_window
 
 
 class OllamaBackend(GuardedBackend):
@@ -91,6 +91,46 @@ class OllamaBackend(GuardedBackend):
             "model not found",
             name,
         )
+
+    def context_window(self, model: str, body: dict[str, Any]) -> int | None:
+        """What ``/api/ps`` says the loaded model runs with, else ``num_ctx``, else the
+        model's own maximum (``/api/show``)."""
+        with self._errors():
+            for entry in self.client.model_list("/api/ps"):
+                if model in {entry.get("name"), entry.get("model")} or f"{model}:latest" in {
+                    entry.get("name"),
+                    entry.get("model"),
+                }:
+                    value = entry.get("context_length")
+                    if isinstance(value, int) and value > 0:
+                        return value
+            explicit = requested_window(body)
+            if explicit is not None:
+                return explicit
+            data = self.client.request_json("POST", "/api/show", {"model": model}, timeout=2.0)
+        for key, value in ((data or {}).get("model_info") or {}).items():
+            if key.endswith(".context_length") and isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def render_prompt(self, body: dict[str, Any]) -> tuple[str, int] | None:
+        """Ollama 0.11.5+ renders a request without generating (``_debug_render_only``)."""
+        request = {**body, "stream": False, "_debug_render_only": True}
+        with self._errors():
+            data = self.client.request_json("POST", "/api/chat", request, timeout=60)
+            info = data.get("_debug_info") if isinstance(data, dict) else None
+            if not isinstance(info, dict) or not isinstance(info.get("rendered_template"), str):
+                if isinstance(data, dict) and data.get("done"):
+                    raise UnexpectedDataError(
+                        f"{self.base_url} generated an answer instead of rendering the prompt: "
+                        "--show-prompt needs Ollama 0.11.5 or later (`ollama --version`)."
+                    )
+                raise UnexpectedDataError(
+                    f"{self.base_url} did not return the rendered prompt (no _debug_info in its "
+                    "answer); --show-prompt needs Ollama 0.11.5 or later."
+                )
+        images = info.get("image_count")
+        return info["rendered_template"], images if isinstance(images, int) else 0
 
     def close(self) -> None:
         self.client.close()
