@@ -165,7 +165,7 @@ def final_bundle(result: OllamaResponse, out_name: str) -> tuple[dict[str, Any],
     if note:
         fence = unclosed_fence(body) if body else ""
         if fence:
-            body = f"{body}\n{fence}"
+            body = f"{body}{'' if body.endswith(chr(10)) else chr(10)}{fence}"
         body = f"{body}\n\n*{note}*" if body else f"*{note}*"
     elif not body and result.error is None:
         body = "*(empty answer)*"

@@ -29,8 +29,8 @@ from .pieces import Pieces
 #: Live updates may send this many bytes of output per character of text received (finished
 #: pieces included), plus BUDGET_SLACK: the final answer adds one more, so the total stays within
 #: about three times the answer. A long piece is then updated less often, never re-sent per token.
-BUDGET = 1.6
-BUDGET_SLACK = 4096
+BUDGET = 1.4
+BUDGET_SLACK = 2048
 #: Thinking shows only its newest characters while it streams (all of it once collapsed).
 THINKING_SHOWN = 1500
 #: Trace lines shown while the answer streams (the newest ones).
@@ -41,12 +41,18 @@ TRACE_INTERVAL = 0.25
 WAITING = "waiting for the server…"
 
 
-def quiet_line(text: str) -> dict[str, str]:
-    """A small grey line (status, footer) as display data; ``text`` may hold a model's name."""
+def quiet_line(text: str, plain: bool = True) -> dict[str, str]:
+    """A small line (status, footer) as display data; ``text`` may hold a model's name.
+
+    The live status leaves out ``text/plain`` (it changes every second: half its bytes).
+    """
     escaped = html.escape(text, quote=False)
     for char in "\\`*_[]~|#":
         escaped = escaped.replace(char, "\\" + char)
-    return {"text/markdown": f"<small>{escaped}</small>", "text/plain": text}
+    data = {"text/markdown": f"<small>{escaped}</small>"}
+    if plain:
+        data["text/plain"] = text
+    return data
 
 
 def footer_text(result: OllamaResponse, fallback_model: str, chunks: int, elapsed: float) -> str:
@@ -109,6 +115,7 @@ class LiveView:
         self._live_shown = ""  # what that output shows
         self._received = 0  # characters of text handed to the front end so far
         self._stale = False  # the piece being written shows less than has arrived
+        self._received_at_tick = 0
         self._code_language: str | None = None
         self._thinking: list[str] = []
         self._thinking_id: str | None = None
@@ -130,7 +137,7 @@ class LiveView:
         self._cell = CellOutput(self._shell)
         self._started = time.monotonic()
         self._started_perf = time.perf_counter()
-        self._shown = _Shown(self._cell, quiet_line(self._status_text()))
+        self._shown = _Shown(self._cell, quiet_line(self._status_text(), plain=False))
         if self._code_language is not None:
             self._pieces.add(code_fence("", self._code_language)[0])
         self._batcher = make_batcher(self._cell.io_loop, self._send, self._update_status)
@@ -292,10 +299,11 @@ class LiveView:
         return format_status(self._model, elapsed, chunks, phase, rate)
 
     def _update_status(self) -> None:
-        if self._stale:
-            self._show_tail(force=True)  # the model paused: show what arrived, once a second
+        if self._stale and self._received == self._received_at_tick:
+            self._show_tail(force=True)  # the model paused: show what arrived
+        self._received_at_tick = self._received
         if self._shown is not None:
-            self._shown.status(quiet_line(self._status_text()))
+            self._shown.status(quiet_line(self._status_text(), plain=False))
 
 
 __all__ = ["TEXT_INTERVAL", "LiveView", "footer_text", "quiet_line"]

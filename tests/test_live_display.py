@@ -1,0 +1,219 @@
+"""The live view seen by a front end that implements only the Jupyter display protocol.
+
+A real kernel runs the magic against the fake server; its IOPub messages are applied to a cell
+the way VS Code, Colab or nbclient apply them (``display_data`` appends, ``update_display_data``
+replaces every output with that display id, ``stream`` appends text, ``clear_output`` clears),
+and every intermediate state of the cell is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kernel_driver import Execution, KernelDriver, start_magic_kernel
+
+from ollama_magic.testing import FakeOllama, Gate, Reply
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOllama]:
+    with FakeOllama(models=("llama3.2", "qwen3:8b"), thinking_models=("qwen3:8b",)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def kernel(fake: FakeOllama) -> Iterator[KernelDriver]:
+    with start_magic_kernel({"OLLAMA_HOST": fake.host}) as driver:
+        yield driver
+
+
+@pytest.fixture(autouse=True)
+def _fresh_script(fake: FakeOllama) -> Iterator[None]:
+    fake.reset()
+    yield
+    fake.reset()
+
+
+def replay(run: Execution) -> list[list[dict[str, Any]]]:
+    """Every state of the cell's outputs, one after each message that changed them."""
+    outputs: list[dict[str, Any]] = []
+    states = []
+    clear_pending = False
+    for message in run.messages:
+        kind, content = message.msg_type, message.content
+        if kind not in ("display_data", "update_display_data", "stream", "clear_output"):
+            continue
+        if kind == "clear_output":
+            if content.get("wait"):
+                clear_pending = True
+            else:
+                outputs = []
+            continue
+        if clear_pending and kind != "update_display_data":
+            outputs, clear_pending = [], False
+        display_id = content.get("transient", {}).get("display_id")
+        if kind == "update_display_data":
+            for output in outputs:
+                if output.get("display_id") == display_id:
+                    output["data"] = content["data"]
+        elif kind == "stream":
+            if outputs and outputs[-1]["type"] == "stream":
+                outputs[-1]["text"] += content["text"]
+            else:
+                outputs.append({"type": "stream", "text": content["text"]})
+        else:
+            outputs.append({"type": "display", "data": content["data"], "display_id": display_id})
+        states.append([dict(output) for output in outputs])
+    return states
+
+
+def shown(state: list[dict[str, Any]]) -> str:
+    """What a reader sees in one state: Markdown (or plain text) of every output, in order."""
+    parts = []
+    for output in state:
+        if output["type"] == "stream":
+            parts.append(output["text"])
+            continue
+        data = output["data"]
+        assert WIDGET_MIME not in data, "the answer must not need a widget manager"
+        parts.append(data.get("text/markdown", data.get("text/html", data.get("text/plain", ""))))
+    return "\n".join(parts)
+
+
+def final_state_index(run: Execution) -> int:
+    """Index (in :func:`replay`'s states) of the update that made the final answer."""
+    index = 0
+    for message in run.messages:
+        kind = message.msg_type
+        if kind not in ("display_data", "update_display_data", "stream", "clear_output"):
+            continue
+        if kind == "update_display_data" and "ollama_magic" in message.content["metadata"]:
+            return index
+        index += kind != "clear_output"
+    raise AssertionError("no final output")
+
+
+def without_fences(markdown: str) -> str:
+    return "\n".join(line for line in markdown.split("\n") if not line.startswith("```"))
+
+
+def words_of(text: str) -> list[str]:
+    return re.findall(r"word\d+", text)
+
+
+MARKDOWN_ANSWER = (
+    "## Plan\n\nThis is **bold** and this is *italic*.\n\n"
+    + "".join(f"- item {i} with word{i}\n" for i in range(40))
+    + "\n```python\n"
+    + "".join(f"print('word{100 + i}')\n" for i in range(120))
+    + "```\n\n"
+    + " ".join(f"word{300 + i}" for i in range(300))
+    + "\n\nThe end.\n"
+)
+
+
+def test_text_grows_live_and_the_final_answer_is_shown_once(kernel, fake):
+    tokens = re.findall(r"\s*\S+\s*", MARKDOWN_ANSWER)
+    fake.enqueue(Reply.answer(tokens, delay=0.002))
+    run = kernel.execute("%%ollama llama3.2\nWrite.")
+    assert run.status == "ok"
+    states = replay(run)
+    expected = words_of(MARKDOWN_ANSWER)
+    # Live: many intermediate states, each showing a growing prefix of the answer, in order.
+    live_states = states[: final_state_index(run)]
+    seen = [words_of(shown(state)) for state in live_states]
+    partial = [w for w in seen if 0 < len(w) < len(expected)]
+    assert len(partial) >= 5, [len(w) for w in seen]
+    for words in partial:
+        assert words == expected[: len(words)]
+    assert all(len(a) <= len(b) for a, b in zip(seen, seen[1:], strict=False))
+    # Final: every word exactly once, in one Markdown output that carries the provenance.
+    final = states[-1]
+    assert words_of(shown(final)) == expected
+    holders = [o for o in final if o["type"] == "display" and "word0" in shown([o])]
+    assert len(holders) == 1
+    assert holders[0]["data"]["text/markdown"].startswith("## Plan")
+    final_update = [
+        m
+        for m in run.of_type("update_display_data")
+        if m.content["transient"]["display_id"] == holders[0]["display_id"]
+    ][-1]
+    assert final_update.content["metadata"]["ollama_magic"]["model"] == "llama3.2"
+    # Completed pieces were already rendered as they are in the final Markdown (no jump).
+    final_markdown = holders[0]["data"]["text/markdown"]
+    before_end = live_states[-1]
+    completed = [o["data"]["text/markdown"] for o in before_end[:-2] if o["type"] == "display"]
+    assert completed
+    for piece in completed:  # a code block cut in pieces is closed and reopened in each
+        assert without_fences(piece).strip() in without_fences(final_markdown)
+    # The last output is a quiet footer with the model and the token count.
+    footer = final[-1]["data"]["text/plain"]
+    assert footer.startswith("llama3.2 · ") and "tokens" in footer
+
+
+def test_bold_list_and_code_are_markdown_before_the_answer_ends(kernel, fake):
+    gate = Gate()
+    text = "Intro with **bold**.\n\n- one\n- two\n\n```python\nx = 1\n```\n\nStill writing"
+    tokens = re.findall(r"\s*\S+\s*", text) + [" more", " words."]
+    fake.enqueue(Reply.answer(tokens, gate=gate, gate_after=len(tokens) - 2))
+    seen: list[list[dict[str, Any]]] = []
+
+    def watch(message: Any, run: Execution) -> None:
+        if not gate.is_open and "Still writing" in shown((states := replay(run) or [[]])[-1]):
+            seen.append(states[-1])
+            gate.open()
+
+    run = kernel.execute("%%ollama llama3.2\nWrite.", on_message=watch)
+    assert run.status == "ok" and seen
+    live = shown(seen[0])
+    assert "**bold**" in live and "- one\n- two" in live and "```python\nx = 1\n```" in live
+    assert all(o["type"] == "display" for o in seen[0])  # Markdown, not stream text
+
+
+def test_long_code_block_is_sent_in_bounded_pieces(kernel, fake):
+    code = "".join(f"line_{i} = {i} * {i}  # word{i}\n" for i in range(300))
+    answer = f"Code:\n\n```python\n{code}```\n"
+    fake.enqueue(Reply.answer(re.findall(r"\s*\S+\s*", answer), delay=0.001))
+    run = kernel.execute("%%ollama llama3.2\nWrite code.")
+    assert run.status == "ok"
+    data_bytes = sum(
+        len(json.dumps(m.content["data"]))
+        for m in run.of_type("display_data", "update_display_data")
+    )
+    assert data_bytes <= 3 * len(answer.encode()), data_bytes / len(answer)
+    final = replay(run)[-1]
+    assert words_of(shown(final)) == words_of(answer)
+
+
+def test_format_json_answer_is_a_json_code_block(kernel, fake):
+    fake.enqueue(Reply.answer(['{"a":', " 1,", ' "b": [2, 3]}']))
+    run = kernel.execute("%%ollama llama3.2 --format json\nGive JSON.")
+    assert run.status == "ok"
+    final = replay(run)[-1]
+    markdown = [o["data"].get("text/markdown", "") for o in final if "text/markdown" in o["data"]]
+    assert any(m.startswith('```json\n{"a": 1, "b": [2, 3]}\n```') for m in markdown), markdown
+
+
+def test_stop_note_closes_an_open_code_block_and_is_said_once(kernel, fake):
+    fake.enqueue(Reply.answer(["Here:\n\n", "```python\n", "x = 1\n"], done_reason="length"))
+    run = kernel.execute("%%ollama llama3.2\nCode.")
+    final = replay(run)[-1]
+    answer = next(o["data"]["text/markdown"] for o in final if "x = 1" in shown([o]))
+    assert answer.endswith("x = 1\n```\n\n*cut off at the token limit (done_reason 'length'; raise num_predict)*")
+
+
+def test_thinking_streams_then_collapses_when_the_answer_starts(kernel, fake):
+    fake.enqueue(Reply.answer(["The", " answer."], thinking=["Let", " me", " think."]))
+    run = kernel.execute("%%ollama qwen3:8b\nThink.")
+    states = replay(run)
+    opened = [s for s in states if "<details open><summary>Thinking…" in shown(s)]
+    assert opened
+    final = shown(states[-1])
+    assert "<details><summary>Thought for" in final and "Let me think." in final
+    assert final.count("The answer.") == 1
