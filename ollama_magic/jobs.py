@@ -182,9 +182,6 @@ def run_compare(
             view.ended(index)
 
     interrupted = False
-    describe_items = getattr(view, "describe_items", None)
-    if describe_items is not None:
-        describe_items(prompts)
     view.start()
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(models)) as pool:
         futures = [pool.submit(contextvars.copy_context().run, ask, i) for i in range(len(models))]

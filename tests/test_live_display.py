@@ -8,17 +8,17 @@ and every intermediate state of the cell is kept.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from display_replay import replay, shown
 from kernel_driver import Execution, KernelDriver, start_magic_kernel
 
 from ollama_magic.testing import FakeOllama, Gate, Reply
-
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(scope="module")
@@ -38,52 +38,6 @@ def _fresh_script(fake: FakeOllama) -> Iterator[None]:
     fake.reset()
     yield
     fake.reset()
-
-
-def replay(run: Execution) -> list[list[dict[str, Any]]]:
-    """Every state of the cell's outputs, one after each message that changed them."""
-    outputs: list[dict[str, Any]] = []
-    states = []
-    clear_pending = False
-    for message in run.messages:
-        kind, content = message.msg_type, message.content
-        if kind not in ("display_data", "update_display_data", "stream", "clear_output"):
-            continue
-        if kind == "clear_output":
-            if content.get("wait"):
-                clear_pending = True
-            else:
-                outputs = []
-            continue
-        if clear_pending and kind != "update_display_data":
-            outputs, clear_pending = [], False
-        display_id = content.get("transient", {}).get("display_id")
-        if kind == "update_display_data":
-            for output in outputs:
-                if output.get("display_id") == display_id:
-                    output["data"] = content["data"]
-        elif kind == "stream":
-            if outputs and outputs[-1]["type"] == "stream":
-                outputs[-1]["text"] += content["text"]
-            else:
-                outputs.append({"type": "stream", "text": content["text"]})
-        else:
-            outputs.append({"type": "display", "data": content["data"], "display_id": display_id})
-        states.append([dict(output) for output in outputs])
-    return states
-
-
-def shown(state: list[dict[str, Any]]) -> str:
-    """What a reader sees in one state: Markdown (or plain text) of every output, in order."""
-    parts = []
-    for output in state:
-        if output["type"] == "stream":
-            parts.append(output["text"])
-            continue
-        data = output["data"]
-        assert WIDGET_MIME not in data, "the answer must not need a widget manager"
-        parts.append(data.get("text/markdown", data.get("text/html", data.get("text/plain", ""))))
-    return "\n".join(parts)
 
 
 def final_state_index(run: Execution) -> int:
@@ -132,7 +86,7 @@ def test_text_grows_live_and_the_final_answer_is_shown_once(kernel, fake):
     assert len(partial) >= 5, [len(w) for w in seen]
     for words in partial:
         assert words == expected[: len(words)]
-    assert all(len(a) <= len(b) for a, b in zip(seen, seen[1:], strict=False))
+    assert all(len(a) <= len(b) for a, b in itertools.pairwise(seen))
     # Final: every word exactly once, in one Markdown output that carries the provenance.
     final = states[-1]
     assert words_of(shown(final)) == expected
@@ -160,7 +114,7 @@ def test_text_grows_live_and_the_final_answer_is_shown_once(kernel, fake):
 def test_bold_list_and_code_are_markdown_before_the_answer_ends(kernel, fake):
     gate = Gate()
     text = "Intro with **bold**.\n\n- one\n- two\n\n```python\nx = 1\n```\n\nStill writing"
-    tokens = re.findall(r"\s*\S+\s*", text) + [" more", " words."]
+    tokens = [*re.findall(r"\s*\S+\s*", text), " more", " words."]
     fake.enqueue(Reply.answer(tokens, gate=gate, gate_after=len(tokens) - 2))
     seen: list[list[dict[str, Any]]] = []
 
@@ -205,7 +159,9 @@ def test_stop_note_closes_an_open_code_block_and_is_said_once(kernel, fake):
     run = kernel.execute("%%ollama llama3.2\nCode.")
     final = replay(run)[-1]
     answer = next(o["data"]["text/markdown"] for o in final if "x = 1" in shown([o]))
-    assert answer.endswith("x = 1\n```\n\n*cut off at the token limit (done_reason 'length'; raise num_predict)*")
+    assert answer.endswith(
+        "x = 1\n```\n\n*cut off at the token limit (done_reason 'length'; raise num_predict)*"
+    )
 
 
 def test_thinking_streams_then_collapses_when_the_answer_starts(kernel, fake):

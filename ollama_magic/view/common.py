@@ -126,7 +126,8 @@ def plain_text(text: str, out_name: str = "") -> str:
         cut = text.rfind(" ", 0, PLAIN_LIMIT)
     if cut < PLAIN_LIMIT // 2:
         cut = PLAIN_LIMIT
-    return f"{text[:cut].rstrip()}\n… [{len(text) - cut:,} more characters in the Markdown of this output]"
+    rest = len(text) - cut
+    return f"{text[:cut].rstrip()}\n… [{rest:,} more characters in the Markdown of this output]"
 
 
 def code_fence(text: str, language: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ import threading
 import uuid
 from typing import Any
 
+
 class CellOutput:
     """Display outputs of the running cell, created and replaced by display id.
 
