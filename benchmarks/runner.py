@@ -242,9 +242,11 @@ class Bench:
         for size in config.sizes:
             repeats = config.repeats_for(size)
             runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in self.cases}
-            for rep, case in _rotations(
-                self.cases, repeats, lambda c, size=size: config.repeats_for(size, c)
-            ):
+
+            def limit(c: Case, size: int = size) -> int:
+                return config.repeats_for(size, c)
+
+            for rep, case in _rotations(self.cases, repeats, limit):
                 total = config.repeats_for(size, case)
                 self.progress(f"fast {size:>7,} tokens  run {rep + 1}/{total}  {case.label}")
                 runs[case.name].append(self._run(case, size)[1])
@@ -427,7 +429,7 @@ class Bench:
                     "first_token_s": first[0] - opened[0] if first and opened else None,
                 }
             )
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "case": case.name,
                 "summary": {"first_token_s": spread([r["first_token_s"] for r in runs[case.name]])},

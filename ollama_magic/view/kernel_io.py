@@ -113,7 +113,7 @@ def _utf8_json(content: dict[str, Any]) -> bytes:
     # Piece by piece: one str for the whole message would take 2 or 4 bytes per character as
     # soon as any string in it (the "…" of text/plain, an emoji) is beyond Latin-1.
     step = 1 << 16
-    parts = []
+    parts: list[bytes] = []
     for chunk in json.JSONEncoder(ensure_ascii=False, allow_nan=False).iterencode(content):
         parts.extend(chunk[i : i + step].encode() for i in range(0, len(chunk), step))
     return b"".join(parts)

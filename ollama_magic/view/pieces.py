@@ -54,7 +54,7 @@ class Pieces:
     def add(self, text: str) -> list[str]:
         """Append ``text``; return the pieces it completed, in order."""
         self.tail += text
-        done = []
+        done: list[str] = []
         while True:
             self._scan()
             piece = self._cut()
