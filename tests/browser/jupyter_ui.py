@@ -98,7 +98,16 @@ def write_notebook(path: Path, *sources: str) -> Path:
 class JupyterServer:
     """``jupyter lab`` (app="lab") or ``jupyter notebook`` (app="notebook") on loopback."""
 
-    def __init__(self, app: str, root: Path, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        app: str,
+        root: Path,
+        env: dict[str, str],
+        log: Path,
+        disabled_extensions: tuple[str, ...] = (),
+    ) -> None:
+        """``disabled_extensions``: front-end extensions this server's pages run without, as
+        ``jupyter labextension disable`` would (only for this server: its own config folder)."""
         if app not in ("lab", "notebook"):
             raise ValueError(f"app must be 'lab' or 'notebook', not {app!r}")
         self.app = app
@@ -107,6 +116,7 @@ class JupyterServer:
         self.token = os.urandom(12).hex()
         self.log_path = log
         self._env = env
+        self._disabled = disabled_extensions
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
 
@@ -135,6 +145,12 @@ class JupyterServer:
             "IPYTHONDIR": str(home / "ipython"),
             **self._env,
         }
+        if self._disabled:
+            config = home / "config"
+            (config / "labconfig").mkdir(parents=True, exist_ok=True)
+            page_config = {"disabledExtensions": {name: True for name in self._disabled}}
+            (config / "labconfig" / "page_config.json").write_text(json.dumps(page_config))
+            env["JUPYTER_CONFIG_DIR"] = str(config)
         module = "jupyterlab" if self.app == "lab" else "notebook"
         command = [
             sys.executable,
