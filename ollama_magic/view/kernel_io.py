@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import sys
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -33,11 +35,19 @@ class CellOutput:
         self._count = 0
         #: Bytes of output data sent, for the view's budget (the message headers not counted).
         self.sent = 0
+        self._times: collections.deque[float] = collections.deque()
 
     @property
     def io_loop(self) -> Any:
         """The event loop of the thread that owns the IOPub socket, if it can be used."""
         return self._iopub.io_loop if self._iopub is not None else None
+
+    def recent_messages(self) -> int:
+        """Messages sent in the last second."""
+        now = time.monotonic()
+        while self._times and self._times[0] < now - 1.0:
+            self._times.popleft()
+        return len(self._times)
 
     def new_id(self) -> str:
         self._count += 1
@@ -77,6 +87,10 @@ class CellOutput:
             display(data, metadata=metadata, raw=True, display_id=display_id, update=update)
             return
         self.sent += len(packed)
+        now = time.monotonic()
+        self._times.append(now)
+        while self._times and self._times[0] < now - 1.0:
+            self._times.popleft()
         socket = self._kernel.iopub_socket
         iopub = self._iopub
         if iopub is not None and threading.current_thread() is iopub.thread:

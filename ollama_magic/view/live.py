@@ -31,6 +31,8 @@ from .pieces import Pieces
 #: about three times the answer. A long piece is then updated less often, never re-sent per token.
 BUDGET = 1.4
 BUDGET_SLACK = 2048
+#: At most this many output messages in any second (the front end re-renders on each).
+UPDATES_PER_SECOND = 26
 #: Thinking shows only its newest characters while it streams (all of it once collapsed).
 THINKING_SHOWN = 1500
 #: Trace lines shown while the answer streams (the newest ones).
@@ -115,6 +117,7 @@ class LiveView:
         self._live_shown = ""  # what that output shows
         self._received = 0  # characters of text handed to the front end so far
         self._stale = False  # the piece being written shows less than has arrived
+        self._completed: list[str] = []  # completed pieces not shown yet
         self._received_at_tick = 0
         self._code_language: str | None = None
         self._thinking: list[str] = []
@@ -209,12 +212,24 @@ class LiveView:
     def _add_answer(self, text: str) -> None:
         assert self._shown is not None and self._cell is not None
         self._received += len(text)
-        for piece in self._pieces.add(text):
-            self._show_piece({"text/markdown": safe_markdown(piece)}, final=True)
+        self._completed.extend(self._pieces.add(text))
+        # A piece completed costs up to three messages (it, the new tail, the status moved).
+        if self._cell.recent_messages() > UPDATES_PER_SECOND - 3:
+            self._stale = True
+            return
+        self._publish_completed()
         if self._pieces.tail:
             self._show_tail(force=False)
 
+    def _publish_completed(self) -> None:
+        """Pieces completed since the last update, as one output (they end at a boundary)."""
+        if self._completed:
+            joined = "".join(self._completed)
+            self._completed.clear()
+            self._show_piece({"text/markdown": safe_markdown(joined)}, final=True)
+
     def _show_tail(self, force: bool) -> None:
+        self._publish_completed()
         markdown = safe_markdown(self._pieces.closed_tail())
         if markdown == self._live_shown:
             self._stale = False
