@@ -173,3 +173,35 @@ def test_thinking_streams_then_collapses_when_the_answer_starts(kernel, fake):
     final = shown(states[-1])
     assert "<details><summary>Thought for" in final and "Let me think." in final
     assert final.count("The answer.") == 1
+
+
+def test_map_keeps_a_table_of_items_and_answers_in_the_cell(kernel, fake):
+    for word in ("red", "green", "blue"):
+        fake.enqueue(Reply.answer([f"Colour {word}", " is nice."]))
+    kernel.execute("colors = ['r', 'g', 'b']")
+    run = kernel.execute("%%ollama llama3.2 --map colors -o named\nName {item}")
+    assert run.status == "ok"
+    final = shown(replay(run)[-1])
+    assert final.startswith("**Mapped 3 items** in `named`: 3 answered.")
+    assert "| # | item | answer |" in final
+    assert final.count("is nice.") == 3
+
+
+def test_map_summary_after_a_stop_counts_what_was_answered():
+    from ollama_magic.result import OllamaResponse
+    from ollama_magic.view import map_summary
+
+    results = [OllamaResponse("yes", model="m", done_reason="stop") for _ in range(2)]
+    results += [OllamaResponse(model="m", interrupted=True) for _ in range(6)]
+    assert map_summary(results, "x").startswith("**Mapped 2 of 8 items** in `x`: stopped")
+
+
+def test_trace_stays_collapsed_after_the_end_and_is_on_the_result(kernel, fake):
+    fake.enqueue(Reply.answer(["short"]))
+    run = kernel.execute("%%ollama llama3.2 --trace\nHi")
+    assert run.status == "ok"
+    final = shown(replay(run)[-1])
+    assert "<details><summary>Trace: 2 raw lines</summary>" in final  # collapsed, kept
+    assert "&quot;done&quot;:true" in final  # the raw lines, escaped for HTML
+    assert final.split("</details>")[1].strip().startswith("short")  # the answer, once
+    assert kernel.value("len(ollama_response.trace) >= 2")

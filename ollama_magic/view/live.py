@@ -164,7 +164,9 @@ class LiveView:
 
     def trace(self, line: bytes, at: float) -> None:
         assert self._batcher is not None
-        self._batcher.add("trace", format_trace_line(line, at - self._started_perf) + "\n")
+        # Kept here, on the reading thread: the result takes its copy as soon as the stream ends.
+        self.trace_lines.append(format_trace_line(line, at - self._started_perf))
+        self._batcher.add("trace", "")
 
     def finish(self, result: OllamaResponse, out_name: str) -> None:
         if self._batcher is not None:
@@ -199,7 +201,6 @@ class LiveView:
             self._received += len(text)
             self._show_thinking()
         else:
-            self.trace_lines.extend(text.splitlines())
             if time.monotonic() - self._trace_at >= TRACE_INTERVAL:
                 self._show_trace()
         if self._phase != self._status_phase:
