@@ -33,6 +33,10 @@ BUDGET = 1.4
 BUDGET_SLACK = 2048
 #: At most this many output messages in any second (the front end re-renders on each).
 UPDATES_PER_SECOND = 26
+#: Completed pieces become an output of their own at most this often (seconds); until then they
+#: are shown in the output of the piece being written. A fast answer then ends with a handful
+#: of outputs to clear, not one per piece.
+PIECE_GAP = 0.3
 #: Thinking shows only its newest characters while it streams (all of it once collapsed).
 THINKING_SHOWN = 1500
 #: Trace lines shown while the answer streams (the newest ones).
@@ -117,7 +121,8 @@ class LiveView:
         self._live_shown = ""  # what that output shows
         self._received = 0  # characters of text handed to the front end so far
         self._stale = False  # the piece being written shows less than has arrived
-        self._completed: list[str] = []  # completed pieces not shown yet
+        self._completed: list[str] = []  # completed pieces not yet an output of their own
+        self._inserted_at = 0.0
         self._received_at_tick = 0
         self._code_language: str | None = None
         self._thinking: list[str] = []
@@ -218,9 +223,9 @@ class LiveView:
         if self._cell.recent_messages() > UPDATES_PER_SECOND - 3:
             self._stale = True
             return
-        self._publish_completed()
-        if self._pieces.tail:
-            self._show_tail(force=False)
+        if self._completed and time.monotonic() - self._inserted_at >= PIECE_GAP:
+            self._publish_completed()
+        self._show_tail(force=False)
 
     def _publish_completed(self) -> None:
         """Pieces completed since the last update, as one output (they end at a boundary)."""
@@ -228,10 +233,13 @@ class LiveView:
             joined = "".join(self._completed)
             self._completed.clear()
             self._show_piece({"text/markdown": safe_markdown(joined)}, final=True)
+            self._inserted_at = time.monotonic()
 
     def _show_tail(self, force: bool) -> None:
-        self._publish_completed()
-        markdown = safe_markdown(self._pieces.closed_tail())
+        source = "".join(self._completed) + self._pieces.closed_tail()
+        if not source:
+            return
+        markdown = safe_markdown(source)
         if markdown == self._live_shown:
             self._stale = False
             return
