@@ -71,6 +71,8 @@ def test_markdown_renders_while_streaming_and_does_not_change_at_the_end(page, b
     output = nb.output(1)
     try:
         nb.run(1)
+        assert gates[0].wait_reached(timeout=30)
+        gates[0].open()
         # After the list: bold and list items are rendered, no raw Markdown syntax is shown.
         assert gates[1].wait_reached(timeout=30)
         output.locator("li").nth(1).wait_for()
@@ -114,6 +116,8 @@ def test_restart_mid_answer_keeps_the_partial_text_through_save_and_reload(page,
     nb.start_kernel()
     try:
         nb.run(1)
+        assert gates[0].wait_reached(timeout=30)
+        gates[0].open()
         assert gates[1].wait_reached(timeout=30)
         nb.output(1).locator("li").nth(1).wait_for()
         # The kernel dies mid-answer (a restart); what was shown must be what is saved.
