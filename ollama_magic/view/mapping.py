@@ -33,7 +33,7 @@ def map_summary(results: list[OllamaResponse], out_name: str = "") -> str:
         line = f"**Mapped {len(results)} items**{where}: {answered} answered"
     if failed:
         shown = ", ".join(str(i) for i in failed[:20]) + (" …" if len(failed) > 20 else "")
-        line += f", {len(failed)} not answered (items {shown}; see `.error` on each)"
+        line += f", {len(failed)} failed or stopped (items {shown}; see `.error` on each)"
     return line + "."
 
 
