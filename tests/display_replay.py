@@ -59,3 +59,20 @@ def shown_text(run: Execution) -> str:
     """What the cell shows now, after the messages received so far."""
     states = replay(run)
     return shown(states[-1]) if states else ""
+
+
+def answer_text(run: Execution) -> str:
+    """The thinking and answer text the cell shows now, without the status line or trace."""
+    states = replay(run)
+    thinking, answer = [], []
+    for output in states[-1] if states else []:
+        data = output.get("data", {})
+        markdown = data.get("text/markdown")
+        if output["type"] != "display" or markdown is None or markdown.startswith("<small>"):
+            continue
+        if markdown.startswith("<details"):
+            body = markdown.split("</summary>", 1)[-1].rsplit("</details>", 1)[0]
+            thinking.append(body.strip())
+        else:
+            answer.append(markdown)
+    return "".join(thinking) + "".join(answer)
