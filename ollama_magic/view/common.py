@@ -177,7 +177,7 @@ def final_bundle(result: OllamaResponse, out_name: str) -> tuple[dict[str, Any],
 
 def provenance(result: OllamaResponse, digest: str | None = None) -> dict[str, Any]:
     """What produced an answer, saved with it so a notebook says how to reproduce it."""
-    from .. import __version__
+    from .._version import __version__
 
     request = result.request or {}
     options = request.get("options") or {}

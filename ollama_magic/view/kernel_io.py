@@ -81,10 +81,12 @@ class CellOutput:
             with contextlib.suppress(TypeError, ValueError):
                 packed = _utf8_json(content)
         if packed is None:
-            from IPython.display import display
-
-            update = kind == "update_display_data"
-            display(data, metadata=metadata, raw=True, display_id=display_id, update=update)
+            self._shell.display_pub.publish(
+                data,
+                metadata=metadata or {},
+                transient={"display_id": display_id},
+                update=kind == "update_display_data",
+            )
             return
         self.sent += len(packed)
         now = time.monotonic()
