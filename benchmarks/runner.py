@@ -195,6 +195,8 @@ class Bench:
             "bytes": sum(m.nbytes for m in output),
             "data_bytes": sum(m.data_bytes() for m in output),
             "stream_messages": sum(1 for m in output if m.msg_type == "stream"),
+            # Messages that show answer text: stream output, or a display output of the view.
+            "text_messages": sum(1 for m in output if m.shown_text()),
             "updates": len(updates),
             "updates_max_1s": max_in_window(updates),
             "updates_mean_per_s": len(updates) / run.wall if run.wall > 0 else None,
@@ -460,6 +462,7 @@ def _summary(
         "messages",
         "bytes",
         "stream_messages",
+        "text_messages",
         "updates",
         "updates_max_1s",
         "updates_mean_per_s",
