@@ -63,6 +63,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--paced-tokens", type=int, help="tokens of each paced answer (300; 100 with --quick)"
     )
     parser.add_argument("--cases", type=_cases, help="subset of: floor,seed,official,live,quiet")
+    parser.add_argument(
+        "--shapes-only",
+        action="store_true",
+        help="only the Markdown-heavy and 300-line code answers at --rate (about a minute)",
+    )
     parser.add_argument("--no-tracemalloc", action="store_true", help="skip the traced-memory runs")
     parser.add_argument(
         "--pythonpath",
@@ -100,6 +105,7 @@ def make_config(args: argparse.Namespace) -> Config:
     if config.rate <= 0:
         raise SystemExit("--rate must be positive")
     config.tracemalloc = not args.no_tracemalloc
+    config.shapes_only = args.shapes_only
     config.pythonpath = [os.path.abspath(p) for p in args.pythonpath]
     return config
 

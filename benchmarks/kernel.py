@@ -66,8 +66,28 @@ class Message:
     raw_content: bytes | None = None
 
     def content(self) -> dict[str, Any]:
-        assert self.raw_content is not None, "content is kept for stream messages only"
+        assert self.raw_content is not None, "content is kept for stream and display messages"
         return json.loads(self.raw_content)
+
+    def shown_text(self) -> str:
+        """The answer text this message puts on screen ('' for a status line or nothing)."""
+        if self.msg_type == "stream":
+            return str(self.content()["text"])
+        if self.msg_type in _DISPLAYS:
+            markdown = self.content()["data"].get("text/markdown", "")
+            return "" if markdown.startswith("<small>") else str(markdown)
+        return ""
+
+    def data_bytes(self) -> int:
+        """Bytes of the output data alone (display messages; stream text), headers left out."""
+        if self.msg_type == "stream":
+            return len(json.dumps(self.content()["text"], ensure_ascii=False).encode())
+        if self.msg_type in _DISPLAYS:
+            return len(json.dumps(self.content()["data"], ensure_ascii=False).encode())
+        return 0
+
+
+_DISPLAYS = ("display_data", "update_display_data")
 
 
 @dataclass
@@ -90,7 +110,18 @@ class Run:
         return self.idle_at - self.sent_at
 
     def stream_text(self) -> str:
-        return "".join(m.content()["text"] for m in self.messages if m.msg_type == "stream")
+        """The answer as the front end ends up showing it: stream text, else the final output.
+
+        A live view of display outputs ends with one output that holds the whole answer, the
+        one whose metadata carries the provenance stamp.
+        """
+        streamed = "".join(m.content()["text"] for m in self.messages if m.msg_type == "stream")
+        if streamed:
+            return streamed
+        for message in reversed(self.messages):
+            if message.msg_type in _DISPLAYS and message.content().get("metadata"):
+                return str(message.content()["data"].get("text/markdown", ""))
+        return ""
 
 
 class BenchKernel:
@@ -138,7 +169,8 @@ class BenchKernel:
         header = json.loads(parts[start])
         parent = json.loads(parts[start + 1]).get("msg_id")
         msg_type = header["msg_type"]
-        raw = parts[start + 3] if msg_type in ("stream", "status") else None
+        kept = ("stream", "status", *_DISPLAYS)
+        raw = parts[start + 3] if msg_type in kept else None
         state = json.loads(raw)["execution_state"] if msg_type == "status" and raw else ""
         return Message(now, msg_type, sum(len(p) for p in parts), raw), parent, state
 

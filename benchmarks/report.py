@@ -8,7 +8,7 @@ from typing import Any
 from .stats import median_of
 
 
-def _table(header: Sequence[str], rows: list[Sequence[str]]) -> str:
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
     ]
@@ -249,6 +249,25 @@ def summary_table(results: dict[str, Any], size: int = 10_000) -> str:
     return _table(["", *(_label(results, c) for c in cases)], rows)
 
 
+def shapes_table(results: dict[str, Any]) -> str:
+    """Bytes of output data (headers left out) and of the whole messages, per answer byte."""
+    rows = [
+        (
+            row["shape"],
+            f"{row['tokens']:,}",
+            _bytes(row["answer_bytes"]),
+            _bytes(row["data_bytes"]),
+            _ratio(row["data_vs_answer"]),
+            _bytes(row["bytes"]),
+            str(row["messages"]),
+            str(row["updates_max_1s"]),
+        )
+        for row in results.get("shapes", [])
+    ]
+    header = ("answer", "tokens", "answer", "data", "÷ answer", "all bytes", "msgs", "upd/s max")
+    return _table(header, rows)
+
+
 def render(results: dict[str, Any]) -> str:
     """All tables, with the context needed to read them."""
     config = results["config"]
@@ -257,11 +276,23 @@ def render(results: dict[str, Any]) -> str:
     if source.get("modified"):
         where += " + uncommitted changes"
     load = results["machine"].get("load_average_before")
-    parts = [
+    head = [
         f"ollama_magic {where} · Python {results['machine']['python']} · "
         f"{results['machine']['cpus']} CPUs · load average {load[0] if load else '?'} at start"
         f" · {results['duration_s']:.0f} s",
         "",
+    ]
+    shapes = [
+        "Markdown-shaped answers through the live view at "
+        f"{config['rate']:g} tokens/s (one run each):",
+        "",
+        shapes_table(results),
+        "",
+    ]
+    if not results["fast"]:
+        return "\n".join([*head, *shapes, "Targets:", "", targets_table(results)])
+    parts = [
+        *head,
         summary_table(results),
         "",
         "Answers sent as fast as the server can (medians of "
@@ -279,6 +310,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         latency_table(results),
         "",
+        *(shapes if results.get("shapes") else []),
         "Targets:",
         "",
         targets_table(results),

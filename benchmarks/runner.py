@@ -30,7 +30,7 @@ from .kernel import BenchKernel, Message, Run
 from .server import ServerProcess
 from .stats import max_in_window, median_of, percentile, spread
 from .targets import evaluate_targets
-from .workload import STAMP, answer_tokens
+from .workload import STAMP, answer_tokens, shaped_tokens
 
 SCHEMA = 1
 
@@ -57,6 +57,10 @@ class Config:
     tracemalloc: bool = True
     warmup_tokens: int = 200
     cases: list[str] = field(default_factory=lambda: [c.name for c in ALL_CASES])
+    #: Answers of these shapes are streamed at ``rate`` (see ``workload.shaped_tokens``).
+    shapes: list[str] = field(default_factory=lambda: ["markdown", "code"])
+    shape_tokens: int = 1200
+    shapes_only: bool = False
     #: Directories put first on the kernel's path (to measure another ``ollama_magic``).
     pythonpath: list[str] = field(default_factory=list)
 
@@ -166,9 +170,10 @@ class Bench:
         gate_after: int | None = None,
         on_message: Callable[[Message, Run], None] | None = None,
         on_tick: Callable[[Run], None] | None = None,
+        shape: str = "",
     ) -> tuple[Run, dict[str, Any]]:
         """Queue an answer, run the case's cell, and measure it."""
-        self._s.answer(tokens, delay, stamped=stamped, gate_after=gate_after)
+        self._s.answer(tokens, delay, stamped=stamped, gate_after=gate_after, shape=shape)
         kernel = self._k
         rss_before = kernel.reset_peak_rss()
         run = kernel.execute(case.code, on_message=on_message, on_tick=on_tick)
@@ -188,7 +193,10 @@ class Bench:
             "cpu_s": inside["cpu"],
             "messages": len(output),
             "bytes": sum(m.nbytes for m in output),
+            "data_bytes": sum(m.data_bytes() for m in output),
             "stream_messages": sum(1 for m in output if m.msg_type == "stream"),
+            # Messages that show answer text: stream output, or a display output of the view.
+            "text_messages": sum(1 for m in output if m.shown_text()),
             "updates": len(updates),
             "updates_max_1s": max_in_window(updates),
             "updates_mean_per_s": len(updates) / run.wall if run.wall > 0 else None,
@@ -196,7 +204,7 @@ class Bench:
                 rss_peak - rss_before if rss_peak is not None and rss_before is not None else None
             ),
             "traced_peak": inside["traced_peak"],
-            "complete": self._complete(case, run, inside, tokens, stamped),
+            "complete": None if shape else self._complete(case, run, inside, tokens, stamped),
             "by_type": {kind: {"messages": c, "bytes": b} for kind, (c, b) in by_type.items()},
         }
         return run, record
@@ -236,9 +244,11 @@ class Bench:
         for size in config.sizes:
             repeats = config.repeats_for(size)
             runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in self.cases}
-            for rep, case in _rotations(
-                self.cases, repeats, lambda c, size=size: config.repeats_for(size, c)
-            ):
+
+            def limit(c: Case, size: int = size) -> int:
+                return config.repeats_for(size, c)
+
+            for rep, case in _rotations(self.cases, repeats, limit):
                 total = config.repeats_for(size, case)
                 self.progress(f"fast {size:>7,} tokens  run {rep + 1}/{total}  {case.label}")
                 runs[case.name].append(self._run(case, size)[1])
@@ -323,6 +333,36 @@ class Bench:
             )
         return rows
 
+    def shapes(self) -> list[dict[str, Any]]:
+        """Markdown-heavy and long-code answers at ``rate`` tokens/s through the live view: the
+        bytes of output data (headers left out) per byte of answer, and the busiest second."""
+        config = self.config
+        live = next((c for c in self.cases if c.name == "live"), None)
+        rows: list[dict[str, Any]] = []
+        if live is None:
+            return rows
+        for shape in config.shapes:
+            tokens = shaped_tokens(shape, config.shape_tokens)
+            answer_bytes = len("".join(tokens).encode())
+            self.progress(f"{shape} answer at {config.rate:g} tokens/s  {live.label}")
+            run, record = self._run(live, len(tokens), delay=1.0 / config.rate, shape=shape)
+            output = [m for m in run.messages if m.msg_type not in _NOT_OUTPUT]
+            rows.append(
+                {
+                    "case": live.name,
+                    "shape": shape,
+                    "tokens": len(tokens),
+                    "answer_bytes": answer_bytes,
+                    "data_bytes": record["data_bytes"],
+                    "data_vs_answer": record["data_bytes"] / answer_bytes,
+                    "bytes": record["bytes"],
+                    "messages": len(output),
+                    "updates_max_1s": record["updates_max_1s"],
+                    "status": record["status"],
+                }
+            )
+        return rows
+
     def interrupt(self) -> list[dict[str, Any]]:
         """The stop button ``interrupt_after`` s into a paced answer: time until idle."""
         config = self.config
@@ -381,7 +421,7 @@ class Bench:
                     opened.append(self._s.open_gate(gate))
 
             def on_message(message: Message, run: Run, first: list[float] = first) -> None:
-                if message.msg_type == "stream" and not first:
+                if not first and message.shown_text():
                     first.append(message.time)
 
             run = self._k.execute(case.code, on_message=on_message, on_tick=open_gate)
@@ -391,7 +431,7 @@ class Bench:
                     "first_token_s": first[0] - opened[0] if first and opened else None,
                 }
             )
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "case": case.name,
                 "summary": {"first_token_s": spread([r["first_token_s"] for r in runs[case.name]])},
@@ -422,6 +462,7 @@ def _summary(
         "messages",
         "bytes",
         "stream_messages",
+        "text_messages",
         "updates",
         "updates_max_1s",
         "updates_mean_per_s",
@@ -451,23 +492,23 @@ def _summary(
     return summary
 
 
+def _first_arrivals(run: Run) -> dict[str, float]:
+    """Each stamp with the time of the first message that showed it (a live piece re-sends
+    stamps already shown; only their first appearance counts)."""
+    first: dict[str, float] = {}
+    for message in run.messages:
+        for stamp in STAMP.findall(message.shown_text()):
+            first.setdefault(stamp, message.time)
+    return first
+
+
 def _stamp_times(run: Run) -> list[float]:
-    return [
-        float(s)
-        for m in run.messages
-        if m.msg_type == "stream"
-        for s in STAMP.findall(m.content()["text"])
-    ]
+    return [float(stamp) for stamp in _first_arrivals(run)]
 
 
 def _display_lags(run: Run) -> list[float]:
     """For each stamped token: its arrival at the front end minus its send time."""
-    return [
-        m.time - float(stamp)
-        for m in run.messages
-        if m.msg_type == "stream"
-        for stamp in STAMP.findall(m.content()["text"])
-    ]
+    return [at - float(stamp) for stamp, at in _first_arrivals(run).items()]
 
 
 def machine() -> dict[str, Any]:
@@ -526,12 +567,15 @@ def run_all(config: Config, progress: Progress | None = None) -> dict[str, Any]:
     with Bench(config, progress) as bench:
         package = bench.kernel_value("__import__('ollama_magic').__file__")
         bench.warm_up()
-        fast = bench.fast()
-        if config.tracemalloc:
-            bench.memory(fast)
-        paced = bench.paced()
-        interrupt = bench.interrupt()
-        first = bench.first_token()
+        fast, paced, interrupt, first = [], [], [], []
+        if not config.shapes_only:
+            fast = bench.fast()
+            if config.tracemalloc:
+                bench.memory(fast)
+            paced = bench.paced()
+            interrupt = bench.interrupt()
+            first = bench.first_token()
+        shapes = bench.shapes()
         cases = {
             c.name: {
                 "label": c.label,
@@ -555,6 +599,7 @@ def run_all(config: Config, progress: Progress | None = None) -> dict[str, Any]:
         "paced": paced,
         "interrupt": interrupt,
         "first_token": first,
+        "shapes": shapes,
     }
     results["targets"] = evaluate_targets(results)
     return results

@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from ollama_magic.testing import FakeOllama, Gate, Reply, Step
 
-from .workload import MODEL, answer_tokens, stamp_text
+from .workload import MODEL, answer_tokens, shaped_tokens, stamp_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -89,12 +89,19 @@ class StampedChunk(Mapping[str, Any]):
 
 
 def build_reply(
-    tokens: int, delay: float, gate: Gate | None, gate_after: int | None, stamped: bool
+    tokens: int,
+    delay: float,
+    gate: Gate | None,
+    gate_after: int | None,
+    stamped: bool,
+    shape: str = "",
 ) -> Reply:
     """A streamed answer of ``tokens`` chunks, ``delay`` seconds apart, optionally gated.
 
     ``gate_after=0`` holds back even the response headers, as a loading model does.
     """
+    if shape:
+        return Reply.answer(shaped_tokens(shape, tokens), delay=delay)
     if not stamped:
         return Reply.answer(
             answer_tokens(tokens),
@@ -138,6 +145,7 @@ def serve(stdin: IO[str], stdout: IO[str]) -> None:
                         gate,
                         command.get("gate_after"),
                         command.get("stamped", False),
+                        command.get("shape", ""),
                     )
                 )
                 answer({"gate": len(gates) if gate is not None else None})
@@ -212,10 +220,16 @@ class ServerProcess:
         *,
         gate_after: int | None = None,
         stamped: bool = False,
+        shape: str = "",
     ) -> int | None:
         """Queue one answer for the next chat request; returns its gate's id, if gated."""
         reply = self.call(
-            "answer", tokens=tokens, delay=delay, gate_after=gate_after, stamped=stamped
+            "answer",
+            tokens=tokens,
+            delay=delay,
+            gate_after=gate_after,
+            stamped=stamped,
+            shape=shape,
         )
         return reply["gate"]
 

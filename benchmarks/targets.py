@@ -134,6 +134,28 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             if not row["summary"]["all_interrupted"]:
                 value = None
             add("interrupt to idle (worst run)", case, None, value, 300, "ms")
+    size_20k = _row(fast, "live", 20_000)
+    if size_20k is not None:
+        summary = size_20k["summary"]
+        sent = median_of(summary["bytes"])
+        allowed = 3 * size_20k["answer_bytes"] + 30_000
+        add(
+            "all bytes to front end / (3 x answer + 30 KB), 20,000 tokens",
+            "live",
+            20_000,
+            sent / allowed if sent is not None else None,
+            1.0,
+            "x allowance",
+        )
+    for row in results.get("shapes", []):
+        add(
+            f"output data bytes / answer bytes, {row['shape']} answer at {rate:g} tokens/s",
+            row["case"],
+            row["tokens"],
+            row["data_vs_answer"],
+            3.0,
+            "x answer",
+        )
     if sizes:
         largest = sizes[-1]
         for case in _MAGIC:

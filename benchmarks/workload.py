@@ -58,3 +58,40 @@ def stamp_text(now: float) -> str:
     [12.5, 13.0]
     """
     return f" [t={now:.6f}]"
+
+
+def _markdown_text() -> str:
+    """A Markdown-heavy answer: headings, emphasis, lists, a table and code, repeated."""
+    section = (
+        "## Why the sky is blue\n\n"
+        "Air molecules scatter **short wavelengths** more than *long* ones (Rayleigh).\n\n"
+        "- blue light scatters about 5.5 times more than red\n"
+        "- at sunset the path through air is longer\n"
+        "- so the reds remain, and `colour = scatter(wavelength)`\n\n"
+        "| colour | wavelength | scattered |\n|---|---|---|\n"
+        "| blue | 450 nm | a lot |\n| red | 700 nm | little |\n\n"
+        "```python\ndef scatter(nm):\n    return (550 / nm) ** 4\n```\n\n"
+        "1. look up\n2. compare at noon and at dusk\n3. note the café in Zürich\n\n"
+    )
+    return section
+
+
+def _code_text(lines: int = 300) -> str:
+    """One long fenced code block, as a model writes a whole program."""
+    body = "".join(
+        f"    total_{i} = compute(values[{i}], scale={i % 7})  # step {i}\n" for i in range(lines)
+    )
+    return f"Here is the program:\n\n```python\ndef main(values):\n{body}```\n\nDone.\n"
+
+
+def shaped_tokens(shape: str, count: int) -> list[str]:
+    """``count`` tokens of a Markdown-heavy answer (``markdown``) or of a 300-line code block
+    (``code``, which has its own length: ``count`` is ignored).
+
+    >>> "".join(shaped_tokens("code", 0)).count("\\n") > 300
+    True
+    """
+    text = _code_text() if shape == "code" else _markdown_text() * (count // 120 + 1)
+    pieces = re.findall(r"\s*\S+", text)
+    tokens = pieces if shape == "code" else pieces[:count]
+    return tokens

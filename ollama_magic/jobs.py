@@ -101,6 +101,9 @@ def run_single(
 ) -> OllamaResponse:
     """Stream one answer (with its tool rounds), store it, record the turn, show the final
     output; raise its error."""
+    expect_format = getattr(view, "expect_format", None)
+    if expect_format is not None:
+        expect_format(request.format)
     view.start()
     tool_messages: list[dict[str, Any]] = []
     if request.tools:
@@ -340,6 +343,9 @@ def run_map(
         for _ in range(request.concurrency)
     ]
     interrupted = False
+    describe_items = getattr(view, "describe_items", None)
+    if describe_items is not None:
+        describe_items(prompts)
     view.start()
     for worker in workers:
         worker.start()

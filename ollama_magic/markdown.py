@@ -72,6 +72,12 @@ _INFO_ESCAPES = str.maketrans(
 _TEXT, _OPEN, _CODE, _CLOSE = range(4)
 
 
+def _match_end(pattern: re.Pattern[str], text: str, at: int) -> int:
+    """Where ``pattern`` (one that matches the empty string too) stops matching from ``at``."""
+    found = pattern.match(text, at)
+    return found.end() if found is not None else at
+
+
 def safe_markdown(text: str) -> str:
     """Markdown that renders `text` as the model meant it, with any raw HTML shown as text.
 
@@ -464,8 +470,8 @@ class _Swallowers:
         nested = j < len(self.opening) and self.opening[j] < close
         if nested or not text.startswith(":", close + 1):
             return -1
-        end = _DEST.match(text, _SPACE.match(text, close + 2).end()).end()
-        title = _SPACE.match(text, end).end()
+        end = _match_end(_DEST, text, _match_end(_SPACE, text, close + 2))
+        title = _match_end(_SPACE, text, end)
         if title < len(text) and text[title] in "\"'(":
             if self.quotes is None:
                 self.quotes = {q: _unescaped(text, q) for q in "\"')"}
@@ -545,7 +551,7 @@ class _Scope:
         spans = self._code_spans(tails) if "`" in s else []
         links: list[tuple[int, int, str]] = []
         for at in tails:
-            dest = _SKIP_TO_DEST.match(s, at + 1).end()
+            dest = _match_end(_SKIP_TO_DEST, s, at + 1)
             if _unsafe_scheme(s, dest):
                 links.append((dest, dest, "unsafe:"))
         escapes = _Edits()  # made in order of position, as are the links
@@ -740,15 +746,15 @@ class _TailScanner:
 
     def tail_hides(self, at: int) -> bool:
         s = self.s
-        dest = _SKIP_TO_DEST.match(s, at + 1).end()
+        dest = _match_end(_SKIP_TO_DEST, s, at + 1)
         lo, hi = self.word
         if not lo <= dest < hi:
-            hi = _DEST.match(s, dest).end()
+            hi = _match_end(_DEST, s, dest)
             self.word = (dest, hi)
         end = self.ends.get(hi)
         if end is None:
             end = hi
-            title = _SKIP_TO_DEST.match(s, hi).end()
+            title = _match_end(_SKIP_TO_DEST, s, hi)
             if title < len(s) and s[title] in "\"'(":
                 if self.quotes is None:
                     self.quotes = {q: _unescaped(s, q) for q in "\"')"}

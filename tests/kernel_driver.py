@@ -51,7 +51,14 @@ class Execution:
 
     @property
     def stream_text(self) -> str:
-        return "".join(m.content["text"] for m in self.of_type("stream"))
+        """The text the cell shows so far: stream output, else the live view's display outputs
+        (thinking, then the answer; not the status line), as a front end applies them."""
+        streamed = "".join(m.content["text"] for m in self.of_type("stream"))
+        if streamed:
+            return streamed
+        from display_replay import answer_text
+
+        return answer_text(self)
 
     @property
     def outputs(self) -> list[Received]:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from tornado.ioloop import IOLoop
 
-from ollama_magic.view import COMPACT_AFTER, _Batcher, _LoopBatcher, _ThreadBatcher
+from ollama_magic.view.batching import COMPACT_AFTER, _Batcher, _LoopBatcher, _ThreadBatcher
 
 
 @pytest.fixture

@@ -87,7 +87,7 @@ def test_fast_rows_are_well_formed(results):
 
 def test_text_reaches_the_front_end_only_where_it_should(results):
     for row in results["fast"]:
-        streamed = row["summary"]["stream_messages"]["median"]
+        streamed = row["summary"]["text_messages"]["median"]
         if row["case"] in ("floor", "quiet"):
             assert row["summary"]["bytes"]["median"] == 0
         else:

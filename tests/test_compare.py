@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from display_replay import replay, shown, shown_text
 from kernel_driver import KernelDriver, Received, start_magic_kernel
 
 from ollama_magic.errors import CompareError, Interrupted, ModelNotFoundError, OllamaUsageError
@@ -66,14 +67,25 @@ def kernel(fake: FakeOllama) -> Iterator[KernelDriver]:
         yield driver
 
 
-def test_compare_streams_columns_then_markdown_sections(kernel, fake):
+def test_compare_streams_markdown_sections_then_one_final_output(kernel, fake):
     fake.reset()
-    fake.enqueue(Reply.answer([" a"] * 200), Reply.answer([" b"] * 200))
+    fake.enqueue(
+        Reply.answer(["**bold**", *[" a"] * 200], delay=0.002),
+        Reply.answer(["**bold**", *[" b"] * 200], delay=0.002),
+    )
     run = kernel.execute("%%ollama llama3.2 mistral -o answers\nGo")
     assert run.status == "ok"
-    text = run.stream_text
-    assert sorted(text) == sorted(" a" * 200 + " b" * 200)  # every delta, each once
-    final = run.of_type("update_display_data")[-1].content
+    states = replay(run)
+    # Live: both sections render Markdown (bold) while their text grows, without a widget.
+    live = [shown(s) for s in states[:-3]]
+    assert any("**bold** a a" in text and "**bold** b" in text for text in live)
+    assert any(text.count(" a") < 200 for text in live if "**bold** a" in text)
+    assert "waiting for the server…" in shown(states[0])
+    # Final: one output holds both sections; the others are empty.
+    final_state = states[-1]
+    holders = [o for o in final_state if "#### " in shown([o])]
+    assert len(holders) == 1
+    final = [m for m in run.of_type("update_display_data") if m.content["metadata"]][-1].content
     assert WIDGET_MIME not in final["data"]
     markdown = final["data"]["text/markdown"]
     assert "#### llama3.2" in markdown and "#### mistral" in markdown
@@ -91,7 +103,7 @@ def test_interrupt_stops_every_model_and_keeps_partials(kernel, fake):
     sent: list[bool] = []
 
     def on_message(msg: Received, run) -> None:
-        text = run.stream_text
+        text = shown_text(run)
         if not sent and "one" in text and "uno" in text:
             sent.append(True)
             kernel.km.interrupt_kernel()

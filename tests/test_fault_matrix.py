@@ -70,8 +70,8 @@ def error_text(run: Execution) -> str:
 
 
 def final_output(run: Execution) -> dict[str, Any] | None:
-    """The output that replaced the live widget (None when the widget never showed)."""
-    updates = run.of_type("update_display_data")
+    """The output that holds the final answer, with its provenance (None when none came)."""
+    updates = [m for m in run.of_type("update_display_data") if m.content["metadata"]]
     return updates[-1].content if updates else None
 
 
@@ -363,11 +363,12 @@ def test_failure_is_clear_and_the_next_cell_works(request, fake, closed_port, na
 
 
 def status_labels(run: Execution) -> list[str]:
+    """Every status line the live view showed (a small display output), in order."""
     labels = []
-    for message in run.of_type("comm_open", "comm_msg"):
-        value = message.content.get("data", {}).get("state", {}).get("value")
-        if isinstance(value, str) and " · " in value:
-            labels.append(value)
+    for message in run.of_type("display_data", "update_display_data"):
+        value = message.content.get("data", {}).get("text/markdown", "")
+        if value.startswith("<small>") and " · " in value:
+            labels.append(value.removeprefix("<small>").removesuffix("</small>"))
     return labels
 
 
@@ -385,7 +386,7 @@ def test_slow_model_does_not_time_out_with_the_default_timeout(kernel, fake, whe
         fake.enqueue(Reply.answer(["loaded", " at last"], before=gate))
     else:
         fake.enqueue(Reply.answer(["loaded", " at last"], gate=gate, gate_after=1))
-    phase = "loading model" if where == "before-first-byte" else "answering"
+    phase = "waiting for the server" if where == "before-first-byte" else "answering"
     seen: list[float] = []
 
     def on_message(msg: Received, run: Execution) -> None:
@@ -755,7 +756,9 @@ def test_two_cells_back_to_back_keep_their_own_output(kernel, fake):
                 idle.add(parent)
             continue
         runs[parent].messages.append(got)
-        if got.msg_type == "stream":
+        data = got.content.get("data", {}) if got.msg_type == "update_display_data" else {}
+        shown = data.get("text/markdown", "")
+        if got.msg_type == "stream" or (shown and not shown.startswith("<small>")):
             (first if parent == ids[0] else second).open()
     for msg_id in ids:
         while runs[msg_id].reply is None:

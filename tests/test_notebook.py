@@ -54,7 +54,9 @@ def test_quickstart_runs_and_saves_plain_outputs(server, tmp_path):
     cells = magic_cells(nb)
     assert len(cells) == 2
     for cell in cells:
-        assert [o.output_type for o in cell.outputs] == ["display_data"]
+        # The answer, then the quiet footer line (model, time, tokens).
+        assert [o.output_type for o in cell.outputs] == ["display_data", "display_data"]
+        assert cell.outputs[1].data["text/plain"].startswith("llama3.2")
         data = cell.outputs[0].data
         assert WIDGET_MIME not in data
         assert data["text/markdown"].startswith("You said:")

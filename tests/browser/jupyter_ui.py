@@ -98,7 +98,16 @@ def write_notebook(path: Path, *sources: str) -> Path:
 class JupyterServer:
     """``jupyter lab`` (app="lab") or ``jupyter notebook`` (app="notebook") on loopback."""
 
-    def __init__(self, app: str, root: Path, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        app: str,
+        root: Path,
+        env: dict[str, str],
+        log: Path,
+        disabled_extensions: tuple[str, ...] = (),
+    ) -> None:
+        """``disabled_extensions``: front-end extensions this server's pages run without, as
+        ``jupyter labextension disable`` would (only for this server: its own config folder)."""
         if app not in ("lab", "notebook"):
             raise ValueError(f"app must be 'lab' or 'notebook', not {app!r}")
         self.app = app
@@ -107,6 +116,7 @@ class JupyterServer:
         self.token = os.urandom(12).hex()
         self.log_path = log
         self._env = env
+        self._disabled = disabled_extensions
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
 
@@ -135,6 +145,12 @@ class JupyterServer:
             "IPYTHONDIR": str(home / "ipython"),
             **self._env,
         }
+        if self._disabled:
+            config = home / "config"
+            (config / "labconfig").mkdir(parents=True, exist_ok=True)
+            page_config = {"disabledExtensions": {name: True for name in self._disabled}}
+            (config / "labconfig" / "page_config.json").write_text(json.dumps(page_config))
+            env["JUPYTER_CONFIG_DIR"] = str(config)
         module = "jupyterlab" if self.app == "lab" else "notebook"
         command = [
             sys.executable,
@@ -223,21 +239,28 @@ class NotebookPage:
         return self.page.locator(CELLS).nth(index)
 
     def output(self, index: int) -> Any:
-        """The cell's output area: the live widget while streaming, the final output after."""
+        """The cell's output area: the live outputs while streaming, the final ones after."""
         return self.cell(index).locator(".jp-Cell-outputArea")
 
     def live(self, index: int) -> Any:
-        return self.output(index).locator(".ollama-magic-live")
+        """Everything the answer shows (thinking, answer pieces, status line)."""
+        return self.output(index)
 
     def live_answer(self, index: int) -> Any:
-        """The answer part of the live widget (the Output widget that is not in the accordion)."""
-        return self.live(index).locator(":scope > .widget-output")
+        """The first output of the answer text (all of it while it fits one piece)."""
+        return self.markdown(index)
 
     def status(self, index: int) -> Any:
-        return self.live(index).locator(".widget-label").first
+        """The status line (the footer once the answer has ended): always the last output."""
+        return self.output(index).locator(".jp-RenderedMarkdown small").last
+
+    def thinking(self, index: int) -> Any:
+        return self.output(index).locator(".jp-RenderedMarkdown details").first
 
     def markdown(self, index: int) -> Any:
-        return self.output(index).locator(".jp-RenderedMarkdown")
+        """The first Markdown output of the answer (not the thinking, trace or status line)."""
+        rendered = self.output(index).locator(".jp-RenderedMarkdown")
+        return rendered.filter(has_not=self.page.locator("small, details")).first
 
     def errors(self, index: int) -> Any:
         return self.output(index).locator('[data-mime-type="application/vnd.jupyter.stderr"]')
@@ -372,23 +395,30 @@ class NotebookPage:
     def wait_for_stage(
         self, index: int, parts: list[list[str]], number: int, gate: Gate
     ) -> tuple[int, str]:
-        """Once the server holds at ``gate``: ``parts[0..number]`` shown live and counted.
-
-        Returns the live answer's length and the status line at that moment.
-        """
+        """Once the server holds at ``gate``: ``parts[0..number]`` shown live, rendered as
+        Markdown, and counted. Returns the shown text's length and the status line then."""
         assert gate.wait_reached(timeout=30)
         sent = "".join(token for part in parts[: number + 1] for token in part)
-        self.wait_text(self.live_answer(index), sent)
+        self.page.wait_for_function(
+            "([node, words]) => node.textContent.replace(/\\s+/g, ' ').includes(words)",
+            arg=[self.output(index).element_handle(), rendered_words(sent)[-40:]],
+        )
         self.page.wait_for_function(
             "([node, n]) => node.textContent.includes(n + ' tokens')",
-            arg=[self.status(index).element_handle(), tokens_in(parts, number)],
+            arg=[self.output(index).element_handle(), tokens_in(parts, number)],
         )
-        return len(self.live_answer(index).text_content()), self.status(index).inner_text()
+        answer = (
+            self.output(index)
+            .locator(".jp-RenderedMarkdown")
+            .filter(has_not=self.page.locator("small, details"))
+        )
+        shown = sum(len(text) for text in answer.all_text_contents())
+        return shown, self.status(index).inner_text()
 
     def wait_text(self, locator: Any, expected: str, timeout: float = 15_000) -> str:
-        """Until the element's text is exactly ``expected``; returns it."""
+        """Until the element's text is ``expected`` (outer white space aside); returns it."""
         self.page.wait_for_function(
-            "([node, expected]) => node.isConnected && node.textContent === expected",
+            "([node, expected]) => node.isConnected && node.textContent.trim() === expected.trim()",
             arg=[locator.element_handle(timeout=timeout), expected],
             timeout=timeout,
         )
@@ -444,6 +474,18 @@ def assert_no_widget_left(nb: NotebookPage, index: int) -> None:
     output = nb.output(index)
     assert output.locator(".jupyter-widgets").count() == 0, output.inner_html()
     assert "widget" not in output.inner_text().lower()  # no "Error displaying widget"
+
+
+def rendered_words(markdown: str) -> str:
+    """The words Markdown shows once rendered (syntax marks and fence lines gone), one space
+    between them.
+
+    >>> rendered_words("- *first* step\\n```python\\nx = 1\\n```\\n")
+    'first step x = 1'
+    """
+    lines = [line for line in markdown.split("\n") if not line.startswith("```")]
+    text = " ".join(line[2:] if line.startswith("- ") else line for line in lines)
+    return " ".join(text.replace("*", "").replace("`", "").split())
 
 
 def tokens_in(parts: list[list[str]], upto: int) -> int:

@@ -5,7 +5,7 @@
 Uses the same machinery as the browser tests (a fake Ollama in this process, JupyterLab on
 loopback, Debian's headless Chromium). The answer is held at a gate half-way, so the
 "streaming" picture always shows the same moment: thinking collapsed, status line counting,
-the answer arriving as plain text.
+the answer so far already rendered as Markdown (bold, the list).
 """
 
 from __future__ import annotations
@@ -104,16 +104,21 @@ def main(argv: list[str]) -> int:
                 nb.start_kernel()
                 nb.run(1)
                 assert gate.wait_reached(timeout=60)
-                nb.wait_text(nb.live_answer(1), ANSWER_HEAD)
-                header = nb.live(1).locator(".jupyter-widget-Collapse-header")
+                output = nb.output(1)
+                output.locator("li").nth(1).wait_for()
                 page.wait_for_function(
-                    "node => node.textContent.startsWith('Thought for')",
-                    arg=header.element_handle(),
+                    "node => node.textContent.includes('Thought for')"
+                    " && node.textContent.includes('needed.')",
+                    arg=output.element_handle(),
                 )
                 shoot(nb, out / "streaming.png")
                 gate.open()
                 nb.wait_executed(1)
                 nb.markdown(1).locator("pre code").wait_for()
+                page.wait_for_function(
+                    "node => node.textContent.includes('tokens/s')",
+                    arg=output.element_handle(),
+                )
                 shoot(nb, out / "final.png")
                 browser.close()
         finally:

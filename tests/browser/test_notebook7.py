@@ -52,6 +52,7 @@ def test_notebook7_streams_live_then_saves_plain_markdown(notebook7_page, root, 
     nb.save("nb7.ipynb")
     saved = nbformat.read(root / "nb7.ipynb", as_version=4)
     assert "widgets" not in saved.metadata
-    (output,) = saved.cells[1].outputs
+    output, footer = saved.cells[1].outputs  # the answer, then the footer line
+    assert footer.data["text/plain"].startswith("llama3.2 · ")
     assert output.output_type == "display_data" and WIDGET_MIME not in output.data
     assert output.data["text/plain"] == "".join(token for part in PLAN for token in part)
