@@ -134,7 +134,7 @@ def code_fence(text: str, language: str) -> tuple[str, str]:
     """Opening and closing fence that no backtick run of ``text`` can end early.
 
     >>> code_fence('{"a": "```"}', "json")
-    ('````json\n', '\n````')
+    ('````json\\n', '\\n````')
     """
     longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
     fence = "`" * max(3, longest + 1)
