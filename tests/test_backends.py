@@ -85,16 +85,27 @@ def kernel() -> Iterator[KernelDriver]:
 
 
 @needs_local
+def live_text(messages: list[Received]) -> list[str]:
+    """The answer text each display message shows (status and footer lines left out)."""
+    texts = []
+    for message in messages:
+        if message.msg_type in ("display_data", "update_display_data"):
+            markdown = message.content.get("data", {}).get("text/markdown", "")
+            if markdown and not markdown.startswith("<small>"):
+                texts.append(markdown)
+    return texts
+
+
 def test_local_model_streams_live_updates_and_stops_on_interrupt(kernel):
     run = kernel.execute("%%ollama local:smollm2 -O num_predict=48 -t 0\nCount from one to ten.")
     assert run.status == "ok"
-    assert len(run.of_type("stream")) >= 2  # several live updates, not one final blob
+    assert len(live_text(run.messages)) >= 2  # several live updates, not one final blob
     assert kernel.value("len(ollama_response) > 0 and ollama_response.complete")
 
     stopped: list[bool] = []
 
     def on_message(msg: Received, execution: Execution) -> None:
-        if msg.msg_type == "stream" and not stopped:
+        if live_text([msg]) and not stopped:
             stopped.append(True)
             kernel.km.interrupt_kernel()
 

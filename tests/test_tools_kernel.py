@@ -88,11 +88,10 @@ def first_index(run: Execution, predicate) -> int:
     return next(i for i, m in enumerate(run.messages) if predicate(m))
 
 
-def is_widget(message) -> bool:
-    data = message.content.get("data", {})
-    return message.msg_type == "display_data" and "application/vnd.jupyter.widget-view+json" in (
-        data
-    )
+def is_footer(output) -> bool:
+    """The quiet line under a finished answer (model, time, tokens), or no Markdown at all."""
+    markdown = output.get("data", {}).get("text/markdown")
+    return markdown is None or markdown.startswith("<small>")
 
 
 WEATHER_SCHEMA = {
@@ -158,7 +157,8 @@ def test_schema_sent_call_run_result_sent_back_answer_stored_and_trace_shown(ker
     (trace,) = shown_calls(run)
     assert 'get_weather(city="Paris", unit="C")' in trace and "→ sunny, 21 C" in trace
     running = first_index(run, lambda m: "… running" in json.dumps(m.content, ensure_ascii=False))
-    assert running < first_index(run, is_widget)
+    answer = first_index(run, lambda m: "No umbrella" in json.dumps(m.content))
+    assert running < answer
     final = [m for m in run.outputs if "No umbrella needed." in json.dumps(m.content)]
     assert final and final[-1].msg_type == "update_display_data"
 
@@ -426,7 +426,7 @@ def test_tools_example_runs_against_the_test_server(tmp_path: Path):
     }
     nb = nbformat.read(out, as_version=4)
     ask = next(c for c in nb.cells if c.source.startswith("%%ollama --tools"))
-    shown = [o["data"]["text/markdown"] for o in ask.outputs if "data" in o]
+    shown = [o["data"]["text/markdown"] for o in ask.outputs if not is_footer(o)]
     assert 'get_weather(city="Paris")' in shown[0] and shown[-1].startswith("Yes: rain")
     listing = next(c for c in nb.cells if c.source.startswith("for call in"))
     assert "".join(o.get("text", "") for o in listing.outputs) == (
