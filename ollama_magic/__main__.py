@@ -8,6 +8,7 @@ every cell in a real kernel and writes the executed notebook next to the origina
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -22,6 +23,11 @@ from .local import default_local_model
 
 EXIT_UNREACHABLE = 3
 EXIT_CELL_FAILED = 1
+#: The hidden last cell of a run: waits for ``--bg`` answers (only if the magic was loaded).
+WAIT_FOR_BACKGROUND = (
+    "if 'ollama_magic.jobs' in __import__('sys').modules: "
+    "__import__('sys').modules['ollama_magic.jobs'].wait_for_background()"
+)
 
 
 def pick_model(server: Backend, requested: str | None) -> str | None:
@@ -79,6 +85,29 @@ def _make_client_class() -> type:
                 km.ip = os.path.join(self.socket_dir, "kernel")
             return km
 
+        async def _async_poll_output_msg(
+            self, parent_msg_id: str, cell: Any, cell_index: int
+        ) -> None:
+            """As nbclient does, and also keep the output of earlier cells that goes on
+            arriving: a ``--bg`` answer streams into its own cell while later cells run."""
+            from nbclient.exceptions import CellExecutionComplete
+            from nbclient.util import ensure_async
+
+            assert self.kc is not None
+            self.cells_by_request[parent_msg_id] = (cell, cell_index)
+            while True:
+                msg = await ensure_async(self.kc.iopub_channel.get_msg(timeout=None))
+                parent = msg["parent_header"].get("msg_id")
+                if parent == parent_msg_id:
+                    try:
+                        self.process_message(msg, cell, cell_index)
+                    except CellExecutionComplete:
+                        return
+                elif parent in self.cells_by_request and msg["msg_type"] != "status":
+                    earlier, index = self.cells_by_request[parent]
+                    with contextlib.suppress(CellExecutionComplete):
+                        self.process_message(msg, earlier, index)
+
         def process_message(self, msg: dict[str, Any], cell: Any, cell_index: int) -> Any:
             msg_type = msg.get("msg_type") or msg["header"]["msg_type"]
             content = msg.get("content", {})
@@ -98,10 +127,12 @@ def _make_client_class() -> type:
             return super().process_message(msg, cell, cell_index)
 
         closed_comms: set[str]
+        cells_by_request: dict[str, tuple[Any, int]]
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.closed_comms = set()
+            self.cells_by_request = {}
 
         def forget_closed_widgets(self) -> None:
             """Drop closed widgets (the live views) from the saved widget state."""
@@ -131,16 +162,22 @@ def run_notebook(path: Path, output: Path, base_url: str, model: str, timeout: f
     )
 
     def announce(cell: Any, cell_index: int) -> None:
+        if cell.source == WAIT_FOR_BACKGROUND:
+            return
         first = cell.source.splitlines()[0] if cell.source else ""
         print(f"\n\x1b[2m── [{cell_index}] {first}\x1b[0m", flush=True)
 
     client.on_cell_execute = announce
+    # A last cell, removed before saving, waits for answers still streaming in the background.
+    nb.cells.append(nbformat.v4.new_code_cell(WAIT_FOR_BACKGROUND))
     status = 0
     try:
         client.execute()
     except CellExecutionError:
         status = EXIT_CELL_FAILED
     finally:
+        if nb.cells and nb.cells[-1].source == WAIT_FOR_BACKGROUND:
+            nb.cells.pop()
         client.forget_closed_widgets()
         nbformat.write(nb, output)
         if client.socket_dir is not None:

@@ -384,6 +384,25 @@ def run_map(
     return mapped
 
 
+#: ``--bg`` answers still running in this kernel (``python -m ollama_magic run`` waits for them).
+_RUNNING: set[BackgroundJob] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def wait_for_background(timeout: float | None = None) -> int:
+    """Wait until every ``--bg`` answer of this kernel has ended; return how many there were.
+
+    A notebook run headless ends when its last cell does: without this, an answer still
+    streaming in the background would be missing from the saved notebook.
+    """
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for job in running:
+        job.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    return len(running)
+
+
 class BackgroundJob:
     """Handle of a ``--bg`` answer: ``.done``, ``.wait(timeout)``, ``.cancel()``, ``.result``.
 
@@ -411,8 +430,12 @@ class BackgroundJob:
                 self.result = self._namespace.get(self.out_name)  # what arrived is kept
                 print(f"{exc.title}: {exc.message}", file=sys.stderr, flush=True)
             finally:
+                with _RUNNING_LOCK:
+                    _RUNNING.discard(self)
                 self._finished.set()
 
+        with _RUNNING_LOCK:
+            _RUNNING.add(self)
         self.thread = threading.Thread(target=context.run, args=(run,), daemon=True)
         self.thread.start()
 
