@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextvars
+import dataclasses
 import queue
 import sys
 import threading
@@ -306,6 +307,8 @@ def run_map(
     answer is never stored as complete); the stop button keeps every answer so far.
     """
     cancel = cancel or CancelToken()
+    if journal is not None:
+        journal = dataclasses.replace(journal, defer=True)  # many short answers: one write each
     prompts = request.map_prompts
     results: list[OllamaResponse | None] = [None] * len(prompts)
     pool = _Pool(len(prompts), len(backends), cancel)

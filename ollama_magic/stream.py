@@ -98,6 +98,9 @@ class Journal:
     replay: bool = False
     kernel: str = ""
     cell: str = ""
+    #: Write each record at its first flush or its end, not before the request: one write
+    #: for a short answer (``--map`` items), still at most a second lost to a kill.
+    defer: bool = False
 
 
 #: Seconds between two writes of a streaming answer to the log (a kill loses at most this).
@@ -155,6 +158,7 @@ def stream_answer(
                 digest=digest,
                 kernel=journal.kernel,
                 cell=journal.cell,
+                defer=journal.defer,
             )
     try:
         if cancel is not None and cancel.cancelled:

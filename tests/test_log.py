@@ -460,3 +460,28 @@ def test_sqlite_file_is_a_valid_database_while_written(home: Path, server: FakeO
         assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         check.close()
+
+
+def test_a_deferred_record_is_written_once_at_its_end_or_first_flush(home: Path) -> None:
+    """``--map`` items defer their record: one write for a short answer, the same record."""
+    answer = OllamaResponse("Blue light scatters.", model="llama3.2", done_reason="stop")
+    answer.provenance = {"digest": "sha256:abc"}
+    with AnswerLog(home, enabled=True) as log:
+        short = log.begin(
+            body("short"), backend="ollama", host="h", digest=None, **WHERE, defer=True
+        )
+        assert short is not None and short.id is None
+        assert log.search() == []  # nothing written before the answer ends or flushes
+        short.end(answer)
+        long = log.begin(body("long"), backend="ollama", host="h", digest=None, **WHERE, defer=True)
+        assert long is not None
+        long.flush(b"Half", b"")
+        with AnswerLog(home, enabled=True) as reader:
+            during = {r.prompt: (r.status, r.text) for r in reader.search()}
+        long.end(OllamaResponse("Half of it.", model="llama3.2", done_reason="stop"))
+        records = {r.prompt: r for r in log.search()}
+    assert during == {"short": ("complete", "Blue light scatters."), "long": ("streaming", "Half")}
+    assert short.id == records["short"].id and long.id == records["long"].id
+    assert (records["short"].digest, records["short"].kernel) == ("sha256:abc", WHERE["kernel"])
+    assert (records["long"].status, records["long"].text) == ("complete", "Half of it.")
+    assert [r.prompt for r in log.search("scatters")] == ["short"]  # indexed for search

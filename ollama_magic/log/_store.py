@@ -285,40 +285,42 @@ class AnswerLog:
         digest: str | None,
         kernel: str,
         cell: str,
+        defer: bool = False,
     ) -> LogEntry | None:
-        """Create the record of a request about to be sent (``streaming``); ``None`` if off."""
+        """Create the record of a request about to be sent (``streaming``); ``None`` if off.
+
+        ``defer``: the record is written at the answer's first flush (a second in) or at its
+        end, whichever comes first, so a short answer costs one write instead of two. ``--map``
+        asks this for its many short items; a kill then loses at most the last second, as ever.
+        """
         if not self.active:
             return None
         try:
             request = stored_request(body)
             writer = this_writer()
-            with self._write() as db:
-                cursor = db.execute(
-                    "INSERT INTO answers (started, status, backend, host, model, digest,"
-                    " request_hash, request, prompt, kernel, cell, writer_pid, writer_start,"
-                    " writer_host) VALUES (?, 'streaming', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        time.time(),
-                        backend,
-                        host,
-                        _storable(str(body.get("model", ""))),
-                        digest,
-                        request_hash(request, backend=backend, host=host),
-                        _json(request),
-                        _storable(prompt_of(request)),
-                        _storable(kernel),
-                        _storable(cell),
-                        writer.pid,
-                        writer.start,
-                        writer.host,
-                    ),
-                )
-                entry_id = cursor.lastrowid
+            row = (
+                time.time(),
+                backend,
+                host,
+                _storable(str(body.get("model", ""))),
+                digest,
+                request_hash(request, backend=backend, host=host),
+                _json(request),
+                _storable(prompt_of(request)),
+                _storable(kernel),
+                _storable(cell),
+                writer.pid,
+                writer.start,
+                writer.host,
+            )
+            entry = LogEntry(self, None, digest, row)
+            if not defer:
+                with self._write() as db:
+                    entry._create(db)
         except Exception as exc:
             self._fail(exc)
             return None
-        assert entry_id is not None
-        return LogEntry(self, entry_id, digest)
+        return entry
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -525,13 +527,27 @@ def _matches(record: Record, text: str) -> bool:
 class LogEntry:
     """The record of one answer while it streams; :meth:`end` completes it."""
 
-    def __init__(self, log: AnswerLog, entry_id: int, digest: str | None) -> None:
+    def __init__(
+        self, log: AnswerLog, entry_id: int | None, digest: str | None, row: tuple[Any, ...]
+    ) -> None:
         self.log = log
+        #: The record's number, once it is written (a deferred record is written later).
         self.id = entry_id
+        self._row = row
         self._digest = digest
         self._answer_sent = 0
         self._thinking_sent = 0
         self._ended = False
+
+    def _create(self, db: sqlite3.Connection) -> None:
+        """Write the record, ``streaming``, inside the caller's transaction."""
+        cursor = db.execute(
+            "INSERT INTO answers (started, status, backend, host, model, digest,"
+            " request_hash, request, prompt, kernel, cell, writer_pid, writer_start,"
+            " writer_host) VALUES (?, 'streaming', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._row,
+        )
+        self.id = cursor.lastrowid
 
     def flush(
         self,
@@ -551,6 +567,8 @@ class LogEntry:
             return
         try:
             with log._write(wait=FLUSH_WAIT) as db:
+                if self.id is None:
+                    self._create(db)
                 db.execute(
                     "INSERT INTO chunks (answer_id, text, thinking)"
                     " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM answers WHERE id = ?)",
@@ -578,6 +596,37 @@ class LogEntry:
         error = result.error.message if result.error is not None else None
         provenance = result.provenance or {}
         digest = provenance.get("digest") or self._digest
+        if self.id is None:  # deferred, and never flushed: one write holds it all
+            started, backend, host, _, _, *rest = self._row
+            try:
+                with log._write() as db:
+                    cursor = db.execute(
+                        "INSERT INTO answers (started, status, backend, host, model, digest,"
+                        " request_hash, request, prompt, kernel, cell, writer_pid, writer_start,"
+                        " writer_host, ended, error, done_reason, text, thinking, stats,"
+                        " provenance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                        " ?, ?, ?, ?)",
+                        (
+                            started,
+                            status,
+                            backend,
+                            host,
+                            _storable(result.model),
+                            digest,
+                            *rest,
+                            time.time(),
+                            _storable(error) if error else None,
+                            result.done_reason,
+                            _storable(result.text),
+                            _storable(result.thinking),
+                            _json(result.stats.as_dict()),
+                            _json(provenance),
+                        ),
+                    )
+                    self.id = cursor.lastrowid
+            except Exception as exc:
+                log._fail(exc)
+            return
         try:
             with log._write() as db:
                 db.execute(
