@@ -24,6 +24,22 @@ def test_map_runs_the_template_per_item(shell, server, capsys):
     assert "3/3 answered" in capsys.readouterr().out
 
 
+def test_map_progress_says_rates_and_how_many_each_server_answered(shell, server, capsys):
+    shell.user_ns["reviews"] = [f"review {i}" for i in range(6)]
+    with FakeOllama(models=("llama3.2",)) as other:
+        urls = (server.url, other.url)
+        cell = f"%%ollama llama3.2 --map reviews --host {','.join(urls)}\nLabel: {{item}}"
+        assert shell.run_cell(cell).success
+    labels = shell.user_ns["ollama_response"]
+    counts = {url: sum(1 for r in labels if r.host == url) for url in urls}
+    assert sum(counts.values()) == 6
+    last = capsys.readouterr().out.split("\r")[-1]
+    assert "6/6 answered" in last and "items/s" in last and "tokens/s" in last
+    for url, count in counts.items():
+        if count:
+            assert f"{url.split('://')[1]} {count}" in last
+
+
 def test_map_keeps_going_past_a_failure(shell, server):
     server.enqueue(
         Reply.answer(["one"]), Reply.error(500, "runner crashed"), Reply.answer(["three"])

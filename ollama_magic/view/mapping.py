@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from ..escape import markdown_cell_text, terminal_text
 from ..markdown import safe_markdown
 from ..result import OllamaResponse
 from .kernel_io import CellOutput
@@ -77,6 +78,26 @@ class TerminalMapView:
 
     def __init__(self, total: int, quiet: bool = False) -> None:
         self.total, self.quiet, self.done, self.failed = total, quiet, 0, 0
+        self.tokens = 0
+        self.by_host: dict[str, int] = {}
+        self._began = time.monotonic()
+
+    def _count(self, result: OllamaResponse) -> None:
+        self.done += 1
+        self.failed += not result.complete
+        self.tokens += result.stats.eval_count or 0
+        if result.complete and result.host:
+            self.by_host[result.host] = self.by_host.get(result.host, 0) + 1
+
+    def progress_line(self) -> str:
+        return eta_text(
+            self.done,
+            self.total,
+            time.monotonic() - self._began,
+            self.failed,
+            self.tokens,
+            self.by_host,
+        )
 
     def describe_items(self, labels: list[str]) -> None:
         pass
@@ -86,26 +107,47 @@ class TerminalMapView:
 
     def progress(self, index: int, result: OllamaResponse | None) -> None:
         if result is not None:
-            self.done += 1
-            self.failed += not result.complete
-        if not self.quiet:
-            failed = f", {self.failed} failed" if self.failed else ""
-            print(f"\r{self.done}/{self.total} answered{failed}", end="", flush=True)
+            self._count(result)
+        now = time.monotonic()
+        due = now - getattr(self, "_printed_at", 0.0) >= MAP_INTERVAL
+        if not self.quiet and (due or self.done == self.total):
+            self._printed_at = now
+            print(f"\r{terminal_text(self.progress_line())}", end="", flush=True)
 
     def finish(self, results: list[OllamaResponse], out_name: str) -> None:
         if not self.quiet:
             print("\n" + map_summary(results, out_name).replace("**", ""), flush=True)
 
 
-def eta_text(done: int, total: int, elapsed: float) -> str:
-    """``3/8 answered · 4.1 s · about 7 s left`` (no estimate before the first answer).
+def eta_text(
+    done: int,
+    total: int,
+    elapsed: float,
+    failed: int = 0,
+    tokens: int = 0,
+    by_host: dict[str, int] | None = None,
+) -> str:
+    """``3/8 answered · 4.1 s · about 7 s left`` and, once known, the rates and the servers.
+
+    No estimate before the first answer; the servers are named when there are several.
 
     >>> eta_text(2, 8, 4.0)
-    '2/8 answered · 4.0 s · about 12 s left'
+    '2/8 answered · 4.0 s · about 12 s left · 0.5 items/s'
+    >>> eta_text(4, 9, 2.0, failed=1, tokens=300, by_host={"http://a:1": 3, "http://b:1": 1})
+    '4/9 answered (1 failed) · 2.0 s · about 2 s left · 2.0 items/s · 150 tokens/s · a:1 3, b:1 1'
     """
-    line = f"{done}/{total} answered · {elapsed:.1f} s"
+    line = f"{done}/{total} answered" + (f" ({failed} failed)" if failed else "")
+    line += f" · {elapsed:.1f} s"
     if 0 < done < total:
         line += f" · about {elapsed / done * (total - done):.0f} s left"
+    if done and elapsed > 0:
+        line += f" · {done / elapsed:.1f} items/s"
+        if tokens:
+            line += f" · {tokens / elapsed:.0f} tokens/s"
+    if by_host and len(by_host) > 1:
+        line += " · " + ", ".join(
+            f"{host.split('://', 1)[-1]} {count}" for host, count in sorted(by_host.items())
+        )
     return line
 
 
@@ -128,19 +170,18 @@ class LiveMapView(TerminalMapView):
     def start(self) -> None:
         self._cell = CellOutput(self._shell)
         self._id = self._cell.new_id()
-        self._started = time.monotonic()
+        self._started = self._began = time.monotonic()
         self._cell.display(self._id, self._data(), flush=True)
 
     def _data(self, head: str | None = None) -> dict[str, str]:
-        line = head or eta_text(self.done, self.total, time.monotonic() - self._started)
+        line = head or markdown_cell_text(self.progress_line())
         table = map_table(self._labels, self._results)
         return {"text/markdown": f"{line}\n\n{table}", "text/plain": line.replace("**", "")}
 
     def progress(self, index: int, result: OllamaResponse | None) -> None:
         if result is None:
             return
-        self.done += 1
-        self.failed += not result.complete
+        self._count(result)
         if 0 <= index < len(self._results):
             self._results[index] = result
         now = time.monotonic()
