@@ -33,17 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OllamaMagicError
-from ..result import OllamaResponse
+from ._entry import LogEntry
 from ._process import Writer, this_writer, writer_alive
 from ._records import Record, Records, export_records
 from ._request import prompt_of, request_hash, stored_request
 from ._schema import FTS_SCHEMA, SCHEMA, SCHEMA_VERSION
+from ._sql import BUSY_TIMEOUT, _is_busy, _json, _storable
 
 FILE_NAME = "log.sqlite3"
-#: How long a write waits for another process's transaction (they last milliseconds).
-BUSY_TIMEOUT = 2.0
-#: A flush waits less: the answer is streaming, and a missed flush is retried a second later.
-FLUSH_WAIT = 0.25
 _OFF_WORDS = frozenset({"off", "0", "false", "no"})
 
 
@@ -77,26 +74,6 @@ def default_home() -> Path:
 def enabled_by_environment() -> bool:
     """False when ``OLLAMA_MAGIC_LOG`` says off (``off``, ``0``, ``false``, ``no``)."""
     return os.environ.get("OLLAMA_MAGIC_LOG", "").strip().casefold() not in _OFF_WORDS
-
-
-def _storable(text: str) -> str:
-    """Text SQLite accepts: lone surrogates (which a stream may carry) become U+FFFD."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
-
-
-def _json(value: Any) -> str:
-    return _storable(json.dumps(value, ensure_ascii=False, default=str))
-
-
-def _is_busy(exc: BaseException) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED (named in Python 3.11+)
-    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,136 +495,3 @@ def _matches(record: Record, text: str) -> bool:
     """The word test of a search, for records still streaming (not in the index yet)."""
     haystack = (record.prompt + "\n" + record.text).casefold()
     return all(word.casefold() in haystack for word in re.findall(r"\w+", text) or [text])
-
-
-# --------------------------------------------------------------------------------------------
-# One record being written
-
-
-class LogEntry:
-    """The record of one answer while it streams; :meth:`end` completes it."""
-
-    def __init__(
-        self, log: AnswerLog, entry_id: int | None, digest: str | None, row: tuple[Any, ...]
-    ) -> None:
-        self.log = log
-        #: The record's number, once it is written (a deferred record is written later).
-        self.id = entry_id
-        self._row = row
-        self._digest = digest
-        self._answer_sent = 0
-        self._thinking_sent = 0
-        self._ended = False
-
-    def _create(self, db: sqlite3.Connection) -> None:
-        """Write the record, ``streaming``, inside the caller's transaction."""
-        cursor = db.execute(
-            "INSERT INTO answers (started, status, backend, host, model, digest,"
-            " request_hash, request, prompt, kernel, cell, writer_pid, writer_start,"
-            " writer_host) VALUES (?, 'streaming', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self._row,
-        )
-        self.id = cursor.lastrowid
-
-    def flush(
-        self,
-        answer: bytes | bytearray | memoryview,
-        thinking: bytes | bytearray | memoryview,
-    ) -> None:
-        """Append what is new in the whole UTF-8 buffers since the last flush (one small row).
-
-        A write lock held by another process only delays the piece to the next flush.
-        """
-        log = self.log
-        if self._ended or not log.active:
-            return
-        new_answer = bytes(answer[self._answer_sent :])
-        new_thinking = bytes(thinking[self._thinking_sent :])
-        if not new_answer and not new_thinking:
-            return
-        try:
-            with log._write(wait=FLUSH_WAIT) as db:
-                if self.id is None:
-                    self._create(db)
-                db.execute(
-                    "INSERT INTO chunks (answer_id, text, thinking)"
-                    " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM answers WHERE id = ?)",
-                    (self.id, new_answer, new_thinking, self.id),
-                )
-        except Exception as exc:
-            if not _is_busy(exc):
-                log._fail(exc)
-            return
-        self._answer_sent += len(new_answer)
-        self._thinking_sent += len(new_thinking)
-
-    def end(self, result: OllamaResponse) -> None:
-        """Store the final text, thinking, stats and provenance, and how the answer ended."""
-        log = self.log
-        if self._ended or not log.active:
-            return
-        self._ended = True
-        if result.complete:
-            status = "complete"
-        elif result.interrupted:
-            status = "interrupted"
-        else:
-            status = "failed"
-        error = result.error.message if result.error is not None else None
-        provenance = result.provenance or {}
-        digest = provenance.get("digest") or self._digest
-        if self.id is None:  # deferred, and never flushed: one write holds it all
-            started, backend, host, _, _, *rest = self._row
-            try:
-                with log._write() as db:
-                    cursor = db.execute(
-                        "INSERT INTO answers (started, status, backend, host, model, digest,"
-                        " request_hash, request, prompt, kernel, cell, writer_pid, writer_start,"
-                        " writer_host, ended, error, done_reason, text, thinking, stats,"
-                        " provenance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                        " ?, ?, ?, ?)",
-                        (
-                            started,
-                            status,
-                            backend,
-                            host,
-                            _storable(result.model),
-                            digest,
-                            *rest,
-                            time.time(),
-                            _storable(error) if error else None,
-                            result.done_reason,
-                            _storable(result.text),
-                            _storable(result.thinking),
-                            _json(result.stats.as_dict()),
-                            _json(provenance),
-                        ),
-                    )
-                    self.id = cursor.lastrowid
-            except Exception as exc:
-                log._fail(exc)
-            return
-        try:
-            with log._write() as db:
-                db.execute(
-                    "UPDATE answers SET ended = ?, status = ?, error = ?, done_reason = ?,"
-                    " model = ?, digest = ?, text = ?, thinking = ?, stats = ?, provenance = ?"
-                    " WHERE id = ?",
-                    (
-                        time.time(),
-                        status,
-                        _storable(error) if error else None,
-                        result.done_reason,
-                        _storable(result.model),
-                        digest,
-                        _storable(result.text),
-                        _storable(result.thinking),
-                        _json(result.stats.as_dict()),
-                        _json(provenance),
-                        self.id,
-                    ),
-                )
-                if self._answer_sent or self._thinking_sent:  # the pieces are in the text now
-                    db.execute("DELETE FROM chunks WHERE answer_id = ?", (self.id,))
-        except Exception as exc:
-            log._fail(exc)
