@@ -9,8 +9,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
-import os
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -189,8 +189,10 @@ class _ThreadBatcher(_Batcher):
     """Sends from a helper thread: for kernels whose IOPub thread this package cannot use."""
 
     def _start(self) -> None:
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_write, False)
+        # A socket pair, not os.pipe(): select() waits on sockets on every platform (Windows
+        # has no select() on pipes).
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_write.setblocking(False)
         # Run in a copy of the caller's context, so that widget updates sent from the helper
         # thread carry the cell's parent header (ipykernel keeps it in a context variable).
         context = contextvars.copy_context()
@@ -201,7 +203,7 @@ class _ThreadBatcher(_Batcher):
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_write, b"!")
+            self._wake_write.send(b"!")
 
     def _run(self) -> None:
         last_text = 0.0
@@ -230,7 +232,7 @@ class _ThreadBatcher(_Batcher):
                 wait = min(wait, next_status - now)
                 ready, _, _ = select.select([self._wake_read], [], [], max(wait, 0.0))
                 if ready:
-                    os.read(self._wake_read, 4096)
+                    self._wake_read.recv(4096)
         finally:
             self._idle = False
 
@@ -239,8 +241,8 @@ class _ThreadBatcher(_Batcher):
         self._closed = True
         self._wake()
         self._thread.join()
-        os.close(self._wake_read)
-        os.close(self._wake_write)
+        self._wake_read.close()
+        self._wake_write.close()
         self._send_pending()
 
 
