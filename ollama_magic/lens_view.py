@@ -132,6 +132,7 @@ class LiveLensView:
         self._frozen_at = 0.0
         self._freeze_at = FREEZE_AT
         self._started = 0.0
+        self._tail_shown = False
         self._cell: _CellDisplays | None = None
         self._tail_id = ""
         self._output_ids: list[str] = []  # every output of the cell, in order; the tail last
@@ -220,9 +221,11 @@ class LiveLensView:
                 self._frozen_at = now
                 return
         value = _PIECE.format("".join(self._tail)) + self._status("answering")
-        if self.updates and self.sent_bytes + len(value) > LIVE_SHARE * self._estimate:
+        over = self.sent_bytes + len(value) > LIVE_SHARE * self._estimate
+        if self._tail_shown and over:
             self._last_update = 0.0  # over budget: try again when more has arrived
             return
+        self._tail_shown = True  # the first text shows at once
         self._update(value)
 
     def _send(self, send: Callable[..., None], html_text: str, flush: bool = False) -> None:

@@ -111,6 +111,9 @@ def test_no_logprobs_from_the_server_shows_the_answer_and_one_line(kernel, fake)
     markdown = final.content["data"]["text/markdown"]
     assert markdown.startswith("You said: hello") and "no token log-probabilities" in markdown
     assert "text/html" not in final.content["data"]
+    # The first text showed at once, before the final output.
+    live = [m for m in run.outputs if m is not final]
+    assert any("You" in m.content["data"].get("text/html", "") for m in live)
 
 
 def test_a_slow_stream_also_stays_within_the_servers_bytes(kernel, fake):
