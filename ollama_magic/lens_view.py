@@ -207,19 +207,22 @@ class LiveLensView:
 
         A tick sends at most two messages (the piece in the tail's place, and the new tail), so
         the front end gets at most ``2 / INTERVAL`` updates a second however fast tokens come.
+        A tail long enough to freeze is not re-sent before PIECE_GAP allows that, so re-sends
+        stay as small as the pieces are.
         """
         now = time.monotonic()
         if now - self._last_update < INTERVAL:
             return
+        cut = self._line_end if self._line_end >= self._freeze_at else 0
+        if not cut and len(self._tail) >= 2 * self._freeze_at:
+            cut = len(self._tail)
+        if cut and now - self._frozen_at < PIECE_GAP:
+            return  # a long tail is not re-sent: it waits to become a piece
         self._last_update = now
-        if now - self._frozen_at >= PIECE_GAP:
-            cut = self._line_end if self._line_end >= self._freeze_at else 0
-            if not cut and len(self._tail) >= 2 * self._freeze_at:
-                cut = len(self._tail)
-            if cut:
-                self._freeze(cut)
-                self._frozen_at = now
-                return
+        if cut:
+            self._freeze(cut)
+            self._frozen_at = now
+            return
         value = _PIECE.format("".join(self._tail)) + self._status("answering")
         over = self.sent_bytes + len(value) > LIVE_SHARE * self._estimate
         if self._tail_shown and over:
