@@ -1,14 +1,16 @@
 """The live teaching lens (``--logprobs``): the answer tinted token by token while it streams.
 
 Cost model: everything sent to the front end stays within the bytes the server streamed. The
-answer is shown as *frozen pieces*, each sent exactly once into an ``ipywidgets.Output``, and a
-short *growing tail* (an ``ipywidgets.HTML``) that is re-sent as it grows. Sends happen at most
-every :data:`INTERVAL` seconds, two messages at most: a tail of :data:`FREEZE_AT` tokens or more
-up to a line end (or of twice that, anywhere) goes out as a piece, then the rest of the tail.
-A tail re-send waits while the bytes sent live exceed :data:`LIVE_SHARE` of an under-estimate
-of what the server sent; the rest of the budget is the final output. When the answer ends, the
-widget is replaced in place (``update_display_data``) by the lens itself (HTML with a tooltip
-per token) plus the answer as Markdown and plain text, which is what the notebook saves.
+answer is a run of plain display outputs, no widget, so every front end that speaks the Jupyter
+display protocol shows it: *frozen pieces*, each sent exactly once, and below them a short
+*growing tail* (with the status line) that is replaced (``update_display_data``) as it grows.
+Sends happen at most every :data:`INTERVAL` seconds, two messages at most: a tail long enough
+(:data:`FREEZE_AT` tokens up to a line end, or twice that anywhere) becomes a piece in its own
+output and the rest goes on in a new output below. A tail re-send waits while the bytes sent
+live exceed :data:`LIVE_SHARE` of an under-estimate of what the server sent; the rest of the
+budget is the final output. When the answer ends, the first output becomes the lens itself
+(HTML with a tooltip per token) plus the answer as Markdown and plain text, which is what the
+notebook saves, and the other outputs become empty.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import html
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,8 +29,14 @@ from .result import OllamaResponse
 
 #: Shortest gap between two sends (seconds); each sends a piece and the tail at most.
 INTERVAL = 0.08
-#: Tokens in the tail before it freezes at the next line end (and twice that: anywhere).
+#: Tokens in the tail before it freezes at the next line end (and twice that: anywhere); each
+#: piece frozen raises that by GROWTH, up to LARGEST_FREEZE, so a long answer ends with a few
+#: dozen outputs to clear, not one per line.
 FREEZE_AT = 48
+GROWTH = 1.25
+LARGEST_FREEZE = 384
+#: Pieces are frozen at most this often (seconds): a fast answer makes a handful of outputs.
+PIECE_GAP = 0.3
 #: Share of the server's bytes the live updates may use; the final output needs the rest.
 LIVE_SHARE = 0.4
 _PIECE = '<div style="white-space:pre-wrap;line-height:1.7;font-family:monospace">{}</div>'
@@ -120,9 +129,13 @@ class LiveLensView:
         self._text_only = True  # until the first logprobs arrive
         self._estimate = 0  # under-estimate of the server's bytes so far
         self._last_update = 0.0
+        self._frozen_at = 0.0
+        self._freeze_at = FREEZE_AT
         self._started = 0.0
-        self._box: Any = None
-        self._handle: Any = None
+        self._tail_shown = False
+        self._cell: _CellDisplays | None = None
+        self._tail_id = ""
+        self._output_ids: list[str] = []  # every output of the cell, in order; the tail last
         #: UTF-8 bytes of everything this view sent to the front end (live and final).
         self.sent_bytes = 0
         self.updates = 0
@@ -130,20 +143,11 @@ class LiveLensView:
     # -- Sink ----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        import ipywidgets as widgets
-        from IPython.display import display
-
-        kernel = self._shell.kernel
-        self._kernel = kernel
-        self._parent = kernel.get_parent("shell")
-        self._pieces = widgets.Output()
-        self._tail_widget = widgets.HTML(value=self._status("loading model…"))
-        self._box = widgets.VBox([self._pieces, self._tail_widget])
-        self._handle = display(self._box, display_id=True)
-        # Display first: once the Output widget owns the cell's message id, front ends route
-        # the cell's outputs into it, which is how the frozen pieces get there.
-        self._pieces.msg_id = self._parent["header"]["msg_id"]
+        self._cell = _CellDisplays(self._shell.kernel)
         self._started = time.monotonic()
+        self._tail_id = self._cell.new_id()
+        self._output_ids.append(self._tail_id)
+        self._send(self._cell.display, self._status("loading model…"), flush=True)
 
     def thinking(self, text: str) -> None:
         self._estimate += 100 + 2 * len(text)
@@ -176,15 +180,17 @@ class LiveLensView:
         self._tick()
 
     def finish(self, result: OllamaResponse, out_name: str) -> None:
-        if self._box is None:
+        """The first output becomes the lens the notebook keeps; the others become empty."""
+        cell = self._cell
+        if cell is None:
             return
-        self._pieces.msg_id = ""  # the final output must reach the cell, not the widget
         note = " ".join(n for n in (_outcome(result, out_name), context_line(result)) if n)
         data = lens_bundle(result, out_name, note)
-        self.sent_bytes += sum(len(value.encode("utf-8", "replace")) for value in data.values())
-        self._handle.update(data, raw=True)
-        for widget in (self._pieces, self._tail_widget, self._box):
-            widget.close()
+        self.sent_bytes += _size(data)
+        first, *rest = self._output_ids
+        cell.update(first, data, flush=True)
+        for output_id in rest:
+            cell.update(output_id, {})
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -199,45 +205,94 @@ class LiveLensView:
     def _tick(self) -> None:
         """At most every INTERVAL: freeze a long tail into a piece, then show the tail.
 
-        A tick sends at most two messages (a piece and the tail), so the front end gets at most
-        ``2 / INTERVAL`` updates a second however fast the tokens come.
+        A tick sends at most two messages (the piece in the tail's place, and the new tail), so
+        the front end gets at most ``2 / INTERVAL`` updates a second however fast tokens come.
+        A tail long enough to freeze is not re-sent before PIECE_GAP allows that, so re-sends
+        stay as small as the pieces are.
         """
         now = time.monotonic()
         if now - self._last_update < INTERVAL:
             return
-        froze = False
-        cut = self._line_end if self._line_end >= FREEZE_AT else 0
-        if not cut and len(self._tail) >= 2 * FREEZE_AT:
+        cut = self._line_end if self._line_end >= self._freeze_at else 0
+        if not cut and len(self._tail) >= 2 * self._freeze_at:
             cut = len(self._tail)
+        if cut and now - self._frozen_at < PIECE_GAP:
+            return  # a long tail is not re-sent: it waits to become a piece
+        self._last_update = now
         if cut:
             self._freeze(cut)
-            froze = True
+            self._frozen_at = now
+            return
         value = _PIECE.format("".join(self._tail)) + self._status("answering")
         over = self.sent_bytes + len(value) > LIVE_SHARE * self._estimate
-        if self.updates and over and not froze:
-            return  # over budget: wait until more has arrived (a frozen tail must be cleared)
-        self._last_update = now
+        if self._tail_shown and over:
+            self._last_update = 0.0  # over budget: try again when more has arrived
+            return
+        self._tail_shown = True  # the first text shows at once
         self._update(value)
 
-    def _update(self, value: str) -> None:
+    def _send(self, send: Callable[..., None], html_text: str, flush: bool = False) -> None:
+        assert self._cell is not None
+        data = {"text/html": html_text}
         self.updates += 1
-        self.sent_bytes += len(value.encode("utf-8", "replace"))
-        self._tail_widget.value = value
+        self.sent_bytes += _size(data)
+        send(self._tail_id, data, flush=flush)
+
+    def _update(self, value: str) -> None:
+        assert self._cell is not None
+        self._send(self._cell.update, value)
 
     def _freeze(self, cut: int) -> None:
-        """Send the tail's first ``cut`` tokens once, as a piece of their own."""
-        piece = _PIECE.format("".join(self._tail[:cut]))
+        """The tail's first ``cut`` tokens become a piece, sent once in the tail's output; the
+        rest goes on in a new output below it."""
+        assert self._cell is not None
+        self._update(_PIECE.format("".join(self._tail[:cut])))
         del self._tail[:cut]
         self._line_end = 0
-        self.sent_bytes += len(piece.encode("utf-8", "replace"))
-        self.updates += 1
+        self._freeze_at = min(LARGEST_FREEZE, int(self._freeze_at * GROWTH))
+        self._tail_id = self._cell.new_id()
+        self._output_ids.append(self._tail_id)
+        tail = _PIECE.format("".join(self._tail)) if self._tail else ""
+        self._send(self._cell.display, tail + self._status("answering"))
+
+
+class _CellDisplays:
+    """Display outputs of the running cell, created and replaced by display id.
+
+    Sent straight to the kernel's IOPub socket with the cell's request as parent, taken when the
+    answer starts, so a ``--bg`` answer lands in its own cell while later cells run.
+    """
+
+    def __init__(self, kernel: Any) -> None:
+        self._kernel = kernel
+        self._parent = kernel.get_parent("shell")
+        self._prefix = uuid.uuid4().hex[:12]
+        self._count = 0
+
+    def new_id(self) -> str:
+        self._count += 1
+        return f"ollama-lens-{self._prefix}-{self._count}"
+
+    def display(self, display_id: str, data: dict[str, str], flush: bool = False) -> None:
+        """A new output at the end of the cell (``flush``: after what the cell printed)."""
+        self._send("display_data", display_id, data, flush)
+
+    def update(self, display_id: str, data: dict[str, str], flush: bool = False) -> None:
+        """Replace the output shown under ``display_id``, wherever it is in the cell."""
+        self._send("update_display_data", display_id, data, flush)
+
+    def _send(self, kind: str, display_id: str, data: dict[str, str], flush: bool) -> None:
+        if flush:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+        content = {"data": data, "metadata": {}, "transient": {"display_id": display_id}}
         self._kernel.session.send(
-            self._kernel.iopub_socket,
-            "display_data",
-            {"data": {"text/html": piece}, "metadata": {}, "transient": {}},
-            parent=self._parent,
-            ident=b"display_data",
+            self._kernel.iopub_socket, kind, content, parent=self._parent, ident=kind.encode()
         )
+
+
+def _size(data: Mapping[str, str]) -> int:
+    return sum(len(value.encode("utf-8", "replace")) for value in data.values())
 
 
 def with_compare_lens(
@@ -273,13 +328,9 @@ def show_compare_lens(shell: Any, answers: dict[str, OllamaResponse]) -> None:
 
 
 def choose_lens_view(shell: Any, model: str, quiet: bool) -> Any:
-    """The live lens in a Jupyter kernel with ipywidgets, plain text elsewhere, or nothing."""
+    """The live lens in a Jupyter kernel, plain text elsewhere, or nothing."""
     if quiet:
         return QuietLensView()
     if getattr(shell, "kernel", None) is not None:
-        try:
-            import ipywidgets  # noqa: F401
-        except ImportError:
-            return TerminalLensView()
         return LiveLensView(shell, model)
     return TerminalLensView()
