@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from typing import Any
 
@@ -13,12 +14,19 @@ FLUSH_WAIT = 0.25
 
 
 def _storable(text: str) -> str:
-    """Text SQLite accepts: lone surrogates (which a stream may carry) become U+FFFD."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
+    """Text SQLite accepts: lone surrogates (which a stream may carry) become U+FFFD.
+
+    Looked for without encoding: a long answer is not copied just to be checked.
+
+    >>> _storable("caf\u00e9"), _storable("a" + chr(0xD800) + "b")
+    ('café', 'a\ufffdb')
+    """
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _json(value: Any) -> str:
