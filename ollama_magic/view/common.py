@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 import sys
 import time
-from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from ..markdown import safe_markdown
-from ..result import OllamaResponse
+from ..result import OllamaResponse, provenance
 from .pieces import unclosed_fence
 
 
@@ -173,32 +172,6 @@ def final_bundle(result: OllamaResponse, out_name: str) -> tuple[dict[str, Any],
     data = {"text/markdown": body, "text/plain": plain_text(result, out_name)}
     metadata = {"ollama_magic": result.provenance or provenance(result)}
     return data, metadata
-
-
-def provenance(result: OllamaResponse, digest: str | None = None) -> dict[str, Any]:
-    """What produced an answer, saved with it so a notebook says how to reproduce it."""
-    from .._version import __version__
-
-    request = result.request or {}
-    options = request.get("options") or {}
-    messages = request.get("messages") or []
-    system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
-    return {
-        "model": result.model,
-        "digest": digest,
-        "host": result.host,
-        "options": options,
-        "seed": options.get("seed"),
-        "system": system,
-        "format": request.get("format"),
-        "think": request.get("think"),
-        "done_reason": result.done_reason,
-        "interrupted": result.interrupted,
-        "error": result.error.message if result.error is not None else None,
-        "stats": result.stats.as_dict(),
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "ollama_magic": __version__,
-    }
 
 
 class TerminalView:
