@@ -75,13 +75,13 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if row is None:
             continue
         summary = row["summary"]
-        sent, messages = median_of(summary["bytes"]), median_of(summary["messages"])
-        allowed = 2 * row["answer_bytes"] + 1024 * (messages or 0)
+        sent = median_of(summary["bytes"])
+        allowed = 3 * row["answer_bytes"] + 30_000  # live and final together
         add(
-            "bytes to front end / (2 x answer + 1 KB per message)",
+            "all bytes to front end / (3 x answer + 30 KB)",
             "live",
             size,
-            sent / allowed if sent is not None and allowed else None,
+            sent / allowed if sent is not None else None,
             1.0,
             "x allowance",
         )
@@ -134,19 +134,6 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             if not row["summary"]["all_interrupted"]:
                 value = None
             add("interrupt to idle (worst run)", case, None, value, 300, "ms")
-    size_20k = _row(fast, "live", 20_000)
-    if size_20k is not None:
-        summary = size_20k["summary"]
-        sent = median_of(summary["bytes"])
-        allowed = 3 * size_20k["answer_bytes"] + 30_000
-        add(
-            "all bytes to front end / (3 x answer + 30 KB), 20,000 tokens",
-            "live",
-            20_000,
-            sent / allowed if sent is not None else None,
-            1.0,
-            "x allowance",
-        )
     for row in results.get("shapes", []):
         add(
             f"output data bytes / answer bytes, {row['shape']} answer at {rate:g} tokens/s",
