@@ -45,7 +45,7 @@ class Answers(dict[str, OllamaResponse]):
     """Model name → :class:`OllamaResponse`, for ``%%ollama m1 m2`` comparisons."""
 
     def _repr_markdown_(self) -> str:
-        from .render import compare_markdown
+        from .view import compare_markdown
 
         return compare_markdown(self)
 
@@ -63,7 +63,7 @@ class MappedAnswers(list[OllamaResponse]):
         return [i for i, r in enumerate(self) if not r.complete]
 
     def _repr_markdown_(self) -> str:
-        from .render import map_summary
+        from .view import map_summary
 
         return map_summary(self)
 

@@ -25,6 +25,7 @@ from typing import Any
 from .context import context_line
 from .lens import compare_lens_html, lens_bundle, no_logprobs_line, summary_text, token_spans
 from .logprobs import Logprobs
+from .render import outcome_line
 from .result import OllamaResponse
 
 #: Shortest gap between two sends (seconds); each sends a piece and the tail at most.
@@ -52,18 +53,6 @@ def wire_estimate(logprobs: Logprobs, start: int, end: int) -> int:
     for i in range(start, end):
         total += 100 + 2 * len(logprobs.token(i)) + 30 * len(logprobs.top(i)) + 30
     return total
-
-
-def _outcome(result: OllamaResponse, out_name: str) -> str:
-    chars = len(result)
-    kept = f"after {chars:,} characters; the partial answer is in {out_name}"
-    if result.interrupted:
-        return f"interrupted {kept}" if chars else "interrupted before the answer began"
-    if result.error is not None:
-        return f"failed {kept}" if chars else "failed before the answer began"
-    if result.done_reason == "length":
-        return "cut off at the token limit (done_reason 'length'; raise num_predict)"
-    return ""
 
 
 class QuietLensView:
@@ -107,7 +96,7 @@ class TerminalLensView(QuietLensView):
         self.stream.flush()
 
     def finish(self, result: OllamaResponse, out_name: str) -> None:
-        lines = [_outcome(result, out_name), context_line(result)]
+        lines = [outcome_line(result, out_name), context_line(result)]
         if result.logprobs:
             lines.append(f"{summary_text(result.logprobs)} (tokens in {out_name}.logprobs)")
         else:
@@ -184,7 +173,7 @@ class LiveLensView:
         cell = self._cell
         if cell is None:
             return
-        note = " ".join(n for n in (_outcome(result, out_name), context_line(result)) if n)
+        note = " ".join(n for n in (outcome_line(result, out_name), context_line(result)) if n)
         data = lens_bundle(result, out_name, note)
         self.sent_bytes += _size(data)
         first, *rest = self._output_ids

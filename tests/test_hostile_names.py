@@ -17,9 +17,9 @@ from markdown_it import MarkdownIt
 
 from ollama_magic.jobs import Answers
 from ollama_magic.pull import PullState
-from ollama_magic.render import compare_markdown
 from ollama_magic.result import OllamaResponse
 from ollama_magic.testing import FakeOllama, Reply
+from ollama_magic.view import compare_markdown
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 #: More shapes of the same attack: in emphasis, in a code span, in math, as a link.

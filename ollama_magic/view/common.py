@@ -8,6 +8,7 @@ import time
 from typing import Any, Protocol
 
 from ..markdown import safe_markdown
+from ..render import outcome_line
 from ..result import OllamaResponse, provenance
 from .pieces import unclosed_fence
 
@@ -82,22 +83,6 @@ def format_status(
     if tokens_per_second:
         parts.append(f"{tokens_per_second:.1f} tokens/s")
     return " · ".join(parts)
-
-
-def outcome_line(result: OllamaResponse, out_name: str) -> str:
-    """A short closing remark for answers that did not finish normally ('' when complete).
-
-    The error itself (its red box, or the line a ``--bg`` answer prints) says where the partial
-    answer is; this only marks the Markdown, so a saved notebook shows the answer is partial.
-    """
-    chars = len(result)
-    if result.interrupted:
-        return f"stopped after {chars:,} characters" if chars else "stopped before the answer began"
-    if result.error is not None:
-        return f"failed after {chars:,} characters" if chars else "failed before the answer began"
-    if result.done_reason == "length":
-        return "cut off at the token limit (done_reason 'length'; raise num_predict)"
-    return ""
 
 
 #: Answers up to this many characters are saved whole in text/plain too; longer ones only begin

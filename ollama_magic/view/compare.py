@@ -32,7 +32,7 @@ def compare_markdown(answers: dict[str, OllamaResponse], out_name: str = "") -> 
         body = answer_markdown(result)
         note = outcome_line(result, f"{out_name}['{model}']")
         if result.error is not None and not result.interrupted:
-            note = f"failed: {result.error.message}"
+            note = f"failed: {safe_markdown(result.error.message)}"  # server text
         if note:
             fence = unclosed_fence(body) if body else ""
             body = f"{body}\n{fence}" if fence else body
