@@ -279,3 +279,16 @@ def check_top_logprobs(value: int | None) -> int | None:
 def as_pairs(entries: Sequence[TokenLogprob]) -> list[tuple[str, float]]:
     """``(token, logprob)`` of each entry, for quick looks and tests."""
     return [(e.token, e.logprob) for e in entries]
+
+
+def choice_logprobs(choice: Mapping[str, Any]) -> list[Any] | None:
+    """A choice's token logprobs in OpenAI's shape (``logprobs.content``), or None.
+
+    Each entry is ``{token, logprob, bytes, top_logprobs}``, as in Ollama's own API.
+
+    >>> choice_logprobs({"logprobs": {"content": [{"token": "Hi", "logprob": -0.1}]}})
+    [{'token': 'Hi', 'logprob': -0.1}]
+    """
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, Mapping) else None
+    return content if isinstance(content, list) and content else None

@@ -43,6 +43,7 @@ from .errors import (
     UnexpectedDataError,
 )
 from .events import AnswerDelta, Done, Event, Stats, ThinkingDelta, ToolCall
+from .logprobs import choice_logprobs
 from .openai_errors import OpenAIErrors, _error_text, _retitled
 from .sse import sse_events, sse_lines
 
@@ -232,19 +233,6 @@ def openai_chat_body(body: Mapping[str, Any]) -> dict[str, Any]:
         request["logprobs"] = True
         request["top_logprobs"] = body.get("top_logprobs") or 0
     return request
-
-
-def choice_logprobs(choice: Mapping[str, Any]) -> list[Any] | None:
-    """A choice's token logprobs in OpenAI's shape (``logprobs.content``), or None.
-
-    Each entry is ``{token, logprob, bytes, top_logprobs}``, as in Ollama's own API.
-
-    >>> choice_logprobs({"logprobs": {"content": [{"token": "Hi", "logprob": -0.1}]}})
-    [{'token': 'Hi', 'logprob': -0.1}]
-    """
-    logprobs = choice.get("logprobs")
-    content = logprobs.get("content") if isinstance(logprobs, Mapping) else None
-    return content if isinstance(content, list) and content else None
 
 
 def _text(value: Any) -> str:
