@@ -21,6 +21,7 @@ def load_ipython_extension(ipython: Any) -> None:
     from .completion import install
     from .fix import watch_errors
     from .magics import OllamaMagics
+    from .shell import stop_answers_at_shutdown
 
     ipython.register_magics(OllamaMagics)
     if keep_question_marks not in ipython.input_transformers_cleanup:
@@ -28,6 +29,7 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = ipython.magics_manager.registry["OllamaMagics"]
     install(ipython, lambda: magics._context().backend, subcommands=magics._subcommands)
     watch_errors(ipython)
+    stop_answers_at_shutdown(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -35,7 +37,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     from .cmdline import keep_question_marks
     from .completion import uninstall
     from .fix import unwatch_errors
+    from .shell import restore_shutdown
 
+    restore_shutdown(ipython)
     uninstall(ipython)
     unwatch_errors(ipython)
     if keep_question_marks in ipython.input_transformers_cleanup:

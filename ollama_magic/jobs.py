@@ -34,7 +34,7 @@ from .errors import (
 )
 from .request import ChatRequest
 from .result import OllamaResponse
-from .stream import CancelToken, Journal, NullSink, stream_answer
+from .stream import CancelToken, Journal, NullSink, answering, stream_answer
 from .tool_loop import Ask, answer_with_tools
 
 #: How often a waiting main thread wakes so that the stop button gets through.
@@ -427,7 +427,8 @@ class BackgroundJob:
 
         def run() -> None:
             try:
-                self.result = work(self.token)
+                with answering(self.token):
+                    self.result = work(self.token)
             except OllamaMagicError as exc:
                 self.error = exc
                 self.result = self._namespace.get(self.out_name)  # what arrived is kept

@@ -53,7 +53,7 @@ from .request import (
 from .result import OllamaResponse
 from .shell import cell_key, confirm_call, raw_inputs, show_markdown
 from .show_prompt import show_prompts
-from .stream import CancelToken, Journal
+from .stream import CancelToken, Journal, answering
 from .tool_view import traced_view
 from .view import choose_compare_view, choose_map_view, choose_view
 
@@ -364,7 +364,8 @@ class OllamaMagics(Magics):
             namespace[f"{request.out}_job"] = job
             job.start(work)
             return
-        work(None)
+        with answering() as token:  # a kernel shutdown stops it through this token
+            work(token)
 
     def _backend_for(self, request: ChatRequest, model: str) -> Backend:
         return self._backend(model, request.base_url, request.api, request.timeout)

@@ -19,6 +19,9 @@ def outcome_line(result: OllamaResponse, out_name: str = "") -> str:
     answer is; this only marks the answer, so a saved notebook shows that it is partial.
     """
     chars = len(result)
+    if result.interrupted and result.stopped_by:
+        kept = f"the {chars:,} characters above are what had arrived" if chars else "nothing had"
+        return f"the kernel stopped ({result.stopped_by}) before the answer ended; {kept}"
     if result.interrupted:
         return f"stopped after {chars:,} characters" if chars else "stopped before the answer began"
     if result.error is not None:

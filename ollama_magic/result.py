@@ -47,6 +47,8 @@ class OllamaResponse(str):
     logprobs: Any
     #: The prompt filled the context window, so the model likely did not see all of it.
     truncated: bool
+    #: Why an interrupted answer stopped: "" when the user stopped it, else what did.
+    stopped_by: str
 
     def __new__(
         cls,
@@ -78,6 +80,7 @@ class OllamaResponse(str):
         self.code = None
         self.logprobs = None
         self.truncated = False
+        self.stopped_by = ""
         return self
 
     @property

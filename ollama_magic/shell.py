@@ -1,4 +1,5 @@
-"""What the magic reads from the running IPython shell: cells as typed, which cell runs, input.
+"""What the magic reads from the running IPython shell: cells as typed, which cell runs, input,
+and when the kernel is told to shut down.
 
 Everything below the magic layer takes these as plain values, so prompt building, the request
 and the modes never import IPython.
@@ -13,6 +14,7 @@ from typing import Any
 from IPython.core.error import StdinNotImplementedError
 
 from .errors import ToolLoopError
+from .stream import KERNEL_SHUTDOWN, stop_every_answer
 from .tools import ToolCallRecord
 
 
@@ -60,3 +62,36 @@ def confirm_call(record: ToolCallRecord) -> bool:
             "IPython); this one cannot, so no tool ran. Drop --confirm to let the calls run."
         ) from None
     return reply.strip().lower() in ("y", "yes")
+
+
+#: Longest a kernel shutdown waits for streaming answers to show that they were cut short.
+SHUTDOWN_GRACE = 3.0
+
+
+def stop_answers_at_shutdown(shell: Any) -> None:
+    """When the kernel is told to shut down (a restart), stop the answers still streaming first.
+
+    Each one then ends as usual: its final output holds the text that arrived and says that
+    the kernel stopped, so that is what the notebook saves, not a status line frozen mid-answer.
+    Wraps the kernel's ``do_shutdown`` (the handler of the shutdown request) once.
+    """
+    kernel: Any = getattr(shell, "kernel", None)
+    original = getattr(kernel, "do_shutdown", None)
+    if original is None or getattr(original, "_stops_answers", False):
+        return
+
+    def do_shutdown(restart: bool) -> Any:
+        stop_every_answer(KERNEL_SHUTDOWN + (" for a restart" if restart else ""), SHUTDOWN_GRACE)
+        return original(restart)
+
+    do_shutdown._stops_answers = True  # type: ignore[attr-defined]
+    do_shutdown._original = original  # type: ignore[attr-defined]
+    kernel.do_shutdown = do_shutdown
+
+
+def restore_shutdown(shell: Any) -> None:
+    """Undo :func:`stop_answers_at_shutdown` (``%unload_ext``)."""
+    kernel: Any = getattr(shell, "kernel", None)
+    current: Any = getattr(kernel, "do_shutdown", None)
+    if getattr(current, "_stops_answers", False):
+        kernel.do_shutdown = current._original

@@ -8,15 +8,18 @@ provenance entry, a way to stop) reaches every mode at once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .context import check_context
 from .errors import Interrupted, OllamaMagicError
 from .events import AnswerDelta, Done, ThinkingDelta, ToolCall
+from .lifecycle import claim_recent_stops
 from .logprobs import Logprobs
 from .result import OllamaResponse, decode_draining, provenance
 
@@ -63,12 +66,16 @@ class CancelToken:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._streams: set[Any] = set()
+        #: Who stopped it: "" for the user, :data:`KERNEL_SHUTDOWN` for the kernel's own end.
+        self.reason = ""
 
     @property
     def cancelled(self) -> bool:
         return self._event.is_set()
 
-    def cancel(self) -> None:
+    def cancel(self, reason: str = "") -> None:
+        if not self._event.is_set():
+            self.reason = reason
         self._event.set()
         with self._lock:
             streams = list(self._streams)
@@ -84,6 +91,54 @@ class CancelToken:
     def forget(self, stream: Any) -> None:
         with self._lock:
             self._streams.discard(stream)
+
+
+#: The reason of a :class:`CancelToken` stopped because the kernel is shutting down (a restart).
+KERNEL_SHUTDOWN = "kernel shutdown"
+
+
+class _Answering:
+    """The answers this process is streaming, so a kernel shutdown can stop and finish them."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.tokens: list[CancelToken] = []
+
+
+_ANSWERING = _Answering()
+
+
+@contextlib.contextmanager
+def answering(token: CancelToken | None = None) -> Iterator[CancelToken]:
+    """Register one answer (or comparison, or map) while it runs, views finished included."""
+    token = token if token is not None else CancelToken()
+    with _ANSWERING.changed:
+        _ANSWERING.tokens.append(token)
+    try:
+        yield token
+    finally:
+        with _ANSWERING.changed:
+            _ANSWERING.tokens.remove(token)
+            _ANSWERING.changed.notify_all()
+
+
+def stop_every_answer(reason: str, timeout: float) -> int:
+    """Stop every answer in progress and wait up to ``timeout`` s for them to finish showing
+    what arrived (their final output says why they stopped); return how many there were.
+
+    Called when the kernel is told to shut down: the process ends soon after, and an answer
+    finished here is saved with the notebook as a partial answer, marked as such.
+    """
+    with _ANSWERING.changed:
+        tokens = list(_ANSWERING.tokens)
+    for token in tokens:
+        token.cancel(reason)
+    deadline = time.monotonic() + timeout
+    with _ANSWERING.changed:
+        while _ANSWERING.tokens and (left := deadline - time.monotonic()) > 0:
+            _ANSWERING.changed.wait(left)
+    # The front end interrupted the kernel just before: those answers ended as user stops.
+    return len(tokens) + claim_recent_stops(reason)
 
 
 @dataclass(frozen=True)
@@ -188,6 +243,8 @@ def stream_answer(
                 if entry is not None and time.monotonic() >= flush_at:
                     entry.flush(answer, thinking)
                     flush_at = time.monotonic() + FLUSH_INTERVAL
+        if cancel is not None and cancel.cancelled and done is None:
+            interrupted = True  # hung up on purpose: the stream may just end
     except KeyboardInterrupt:
         interrupted = True
     except OllamaMagicError as exc:
@@ -213,6 +270,8 @@ def stream_answer(
         host=backend.base_url,
     )
     del text, thinking
+    if result.interrupted and cancel is not None and cancel.cancelled:
+        result.stopped_by = cancel.reason
     result.requested_calls = calls
     result.logprobs = logprobs
     check_context(backend, body, result)
@@ -252,7 +311,12 @@ class _Replay:
 def _explain_ending(result: OllamaResponse, out_name: str) -> None:
     """Say where the partial answer went, once, in the error that ended it."""
     chars = len(result)
-    if result.interrupted:
+    if result.interrupted and result.stopped_by:
+        result.error = Interrupted(
+            f"The answer stopped at a {result.stopped_by} after {chars} characters; what had "
+            "arrived is kept in the cell's output."
+        )
+    elif result.interrupted:
         if chars:
             message = (
                 f"Stopped after {chars} characters of the answer; the partial answer is in "

@@ -19,6 +19,7 @@ import html
 import time
 from typing import Any
 
+from ..lifecycle import stopped_just_now
 from ..markdown import safe_markdown
 from ..result import OllamaResponse
 from .batching import TEXT_INTERVAL, _Batcher, make_batcher
@@ -190,9 +191,17 @@ class LiveView:
             for piece_id in rest:
                 cell.update(piece_id, {})
         else:
-            shown.insert(data, metadata, flush=True)
+            first = shown.insert(data, metadata, flush=True)
         elapsed = time.monotonic() - self._started
-        shown.status(quiet_line(footer_text(result, self._model, self._chunks, elapsed)))
+        footer = footer_text(result, self._model, self._chunks, elapsed)
+        shown.status(quiet_line(footer))
+        if result.interrupted and not result.stopped_by:
+
+            def restate(reason: str) -> None:
+                result.stopped_by = reason
+                cell.update(first, *final_bundle(result, out_name), flush=True)
+
+            stopped_just_now(restate)  # a restart interrupts first: say so if that was it
 
     # -- sending (on the batcher's thread) ---------------------------------------------------
 
