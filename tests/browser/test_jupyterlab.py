@@ -271,3 +271,34 @@ def test_saved_notebook_keeps_the_answer_without_widget_state(lab_page, root, fa
     ).stdout
     assert "<strong>alpha</strong>" in html and "<code>beta</code>" in html
     assert WIDGET_MIME not in html
+
+
+def test_page_reload_mid_answer_shows_the_text_so_far_and_the_kernel_finishes(lab_page, root, fake):
+    nb = lab_page
+    reply, gates = gated_answer(PLAN)
+    fake.enqueue(reply)
+    open_and_start(
+        nb, root, "reload.ipynb", "%%ollama llama3.2\nMake a plan.", "print(len(ollama_response))"
+    )
+    try:
+        nb.run(1)
+        assert gates[0].wait_reached(timeout=30)
+        gates[0].open()
+        assert gates[1].wait_reached(timeout=30)
+        nb.output(1).locator("li").nth(1).wait_for()
+        nb.save("reload.ipynb")
+        # A browser reload while the kernel is still streaming the answer.
+        nb.reload("reload.ipynb")
+        output = nb.output(1)
+        output.locator("li").nth(1).wait_for()
+        assert output.locator("strong").inner_text() == "second"
+        assert_no_widget_left(nb, 1)
+    finally:
+        for gate in gates:
+            gate.open()
+    # The kernel went on: the next cell, queued behind the answer, sees all of it.
+    nb.wait_kernel_ready()
+    nb.run_and_wait(2)
+    whole = sum(len("".join(part)) for part in PLAN)
+    nb.wait_text(nb.output(2), str(whole))
+    assert_no_widget_left(nb, 1)

@@ -123,6 +123,7 @@ def test_restart_mid_answer_keeps_the_partial_text_through_save_and_reload(page,
         # The kernel dies mid-answer (a restart); what was shown must be what is saved.
         kernel = bare_lab.api("GET", "/api/sessions")[0]["kernel"]["id"]
         bare_lab.api("POST", f"/api/kernels/{kernel}/restart", timeout=60)
+        nb.output(1).get_by_text("the kernel stopped").wait_for()
         nb.save("restart.ipynb")
     finally:
         for gate in gates:
@@ -130,6 +131,7 @@ def test_restart_mid_answer_keeps_the_partial_text_through_save_and_reload(page,
     saved = nbformat.read(bare_lab.root / "restart.ipynb", as_version=4)
     shown = "\n".join(o.get("data", {}).get("text/markdown", "") for o in saved.cells[1].outputs)
     assert "**second** step" in shown and "Here is a plan:" in shown
+    assert "the kernel stopped (kernel shutdown for a restart) before the answer ended" in shown
     nb.reload("restart.ipynb")
     output = nb.output(1)
     output.locator("li").nth(1).wait_for()
