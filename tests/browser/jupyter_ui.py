@@ -465,6 +465,15 @@ def gated_answer(parts: list[list[str]], delay: float = 0.05) -> tuple[Reply, li
     return Reply.stream(*steps), gates
 
 
+def run_to_the_plan_list(nb: NotebookPage, gates: list[Gate], index: int = 1) -> None:
+    """Run the cell of a gated PLAN answer until its list shows, the answer held after it."""
+    nb.run(index)
+    assert gates[0].wait_reached(timeout=30)
+    gates[0].open()
+    assert gates[1].wait_reached(timeout=30)
+    nb.output(index).locator("li").nth(1).wait_for()
+
+
 def flush_tasks(page) -> None:
     """Let the page run every task already queued (a navigation a click started, say)."""
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)))")

@@ -21,6 +21,7 @@ from .jupyter_ui import (
     assert_no_widget_left,
     flush_tasks,
     gated_answer,
+    run_to_the_plan_list,
     write_notebook,
 )
 
@@ -281,11 +282,7 @@ def test_page_reload_mid_answer_shows_the_text_so_far_and_the_kernel_finishes(la
         nb, root, "reload.ipynb", "%%ollama llama3.2\nMake a plan.", "print(len(ollama_response))"
     )
     try:
-        nb.run(1)
-        assert gates[0].wait_reached(timeout=30)
-        gates[0].open()
-        assert gates[1].wait_reached(timeout=30)
-        nb.output(1).locator("li").nth(1).wait_for()
+        run_to_the_plan_list(nb, gates)
         nb.save("reload.ipynb")
         # A browser reload while the kernel is still streaming the answer.
         nb.reload("reload.ipynb")

@@ -22,6 +22,7 @@ from .jupyter_ui import (
     assert_no_widget_left,
     gated_answer,
     missing,
+    run_to_the_plan_list,
     write_notebook,
 )
 
@@ -115,11 +116,7 @@ def test_restart_mid_answer_keeps_the_partial_text_through_save_and_reload(page,
     nb.open("restart.ipynb")
     nb.start_kernel()
     try:
-        nb.run(1)
-        assert gates[0].wait_reached(timeout=30)
-        gates[0].open()
-        assert gates[1].wait_reached(timeout=30)
-        nb.output(1).locator("li").nth(1).wait_for()
+        run_to_the_plan_list(nb, gates)
         # The kernel dies mid-answer (a restart); what was shown must be what is saved.
         kernel = bare_lab.api("GET", "/api/sessions")[0]["kernel"]["id"]
         bare_lab.api("POST", f"/api/kernels/{kernel}/restart", timeout=60)
