@@ -28,8 +28,8 @@ def stopped_just_now(restate: Callable[[str], None]) -> None:
         _recent.append((now, restate))
 
 
-def claim_recent_stops(reason: str) -> int:
-    """Re-word every answer stopped in the last :data:`CLAIM_WINDOW` s; return how many."""
+def claim_recent_stops(reason: str) -> None:
+    """Re-word every answer stopped in the last :data:`CLAIM_WINDOW` s."""
     now = time.monotonic()
     with _lock:
         due = [call for at, call in _recent if now - at < CLAIM_WINDOW]
@@ -39,4 +39,3 @@ def claim_recent_stops(reason: str) -> int:
             restate(reason)
         except Exception:  # a shutdown goes ahead whatever one view does
             continue
-    return len(due)

@@ -66,7 +66,8 @@ class CancelToken:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self._streams: set[Any] = set()
-        #: Who stopped it: "" for the user, :data:`KERNEL_SHUTDOWN` for the kernel's own end.
+        #: Who stopped it: "" for the user; for a kernel shutdown, :data:`KERNEL_SHUTDOWN` and
+        #: whether it was for a restart.
         self.reason = ""
 
     @property
@@ -97,48 +98,44 @@ class CancelToken:
 KERNEL_SHUTDOWN = "kernel shutdown"
 
 
-class _Answering:
-    """The answers this process is streaming, so a kernel shutdown can stop and finish them."""
-
-    def __init__(self) -> None:
-        self.changed = threading.Condition()
-        self.tokens: list[CancelToken] = []
-
-
-_ANSWERING = _Answering()
+#: The answers this process is streaming (their stop tokens), so that a kernel shutdown can
+#: stop them and wait until each has shown what arrived; notified whenever one ends.
+_answering: list[CancelToken] = []
+_answering_changed = threading.Condition()
 
 
 @contextlib.contextmanager
 def answering(token: CancelToken | None = None) -> Iterator[CancelToken]:
     """Register one answer (or comparison, or map) while it runs, views finished included."""
     token = token if token is not None else CancelToken()
-    with _ANSWERING.changed:
-        _ANSWERING.tokens.append(token)
+    with _answering_changed:
+        _answering.append(token)
     try:
         yield token
     finally:
-        with _ANSWERING.changed:
-            _ANSWERING.tokens.remove(token)
-            _ANSWERING.changed.notify_all()
+        with _answering_changed:
+            _answering.remove(token)
+            _answering_changed.notify_all()
 
 
-def stop_every_answer(reason: str, timeout: float) -> int:
+def stop_every_answer(reason: str, timeout: float) -> None:
     """Stop every answer in progress and wait up to ``timeout`` s for them to finish showing
-    what arrived (their final output says why they stopped); return how many there were.
+    what arrived (their final output says why they stopped).
 
     Called when the kernel is told to shut down: the process ends soon after, and an answer
     finished here is saved with the notebook as a partial answer, marked as such.
     """
-    with _ANSWERING.changed:
-        tokens = list(_ANSWERING.tokens)
+    with _answering_changed:
+        tokens = list(_answering)
     for token in tokens:
         token.cancel(reason)
     deadline = time.monotonic() + timeout
-    with _ANSWERING.changed:
-        while _ANSWERING.tokens and (left := deadline - time.monotonic()) > 0:
-            _ANSWERING.changed.wait(left)
-    # The front end interrupted the kernel just before: those answers ended as user stops.
-    return len(tokens) + claim_recent_stops(reason)
+    with _answering_changed:
+        while _answering and (left := deadline - time.monotonic()) > 0:
+            _answering_changed.wait(left)
+    # A front end interrupts the kernel before it asks for a shutdown: answers ended by that
+    # interrupt look like user stops until claimed here.
+    claim_recent_stops(reason)
 
 
 @dataclass(frozen=True)

@@ -193,8 +193,7 @@ class LiveView:
         else:
             first = shown.insert(data, metadata, flush=True)
         elapsed = time.monotonic() - self._started
-        footer = footer_text(result, self._model, self._chunks, elapsed)
-        shown.status(quiet_line(footer))
+        shown.status(quiet_line(footer_text(result, self._model, self._chunks, elapsed)))
         if result.interrupted and not result.stopped_by:
 
             def restate(reason: str) -> None:
