@@ -75,3 +75,55 @@ def test_restart_mid_answer_leaves_the_partial_text_and_says_the_kernel_stopped(
     assert "the kernel stopped (kernel shutdown for a restart) before the answer ended" in final
     assert "never comes" not in final
     assert "answering" not in final and "waiting for the server" not in final
+
+
+def _restart_when_shown(driver: KernelDriver, text: str) -> str:
+    """Restart the kernel once ``text`` is on screen; what the cell shows when it has gone."""
+    before = _messages_until(driver, lambda got: _shows(got, text))
+    restart = threading.Thread(target=driver.km.restart_kernel, kwargs={"now": False})
+    restart.start()
+    after = _messages_until(driver, lambda got: any(m.msg_type == "shutdown_reply" for m in got))
+    restart.join(timeout=60)
+    return shown(replay(Execution("", 0.0, messages=before + after))[-1])
+
+
+@pytest.mark.parametrize("flags", ["", " --bg"])
+def test_restart_mid_comparison_says_the_kernel_stopped_each_answer(flags):
+    gates = [Gate(), Gate()]
+    with FakeOllama(models=("llama3.2", "mistral")) as fake:
+        fake.enqueue(
+            *(
+                Reply.stream(Reply.token(f"Answer {n} begins."), gate, Reply.token(" never"))
+                for n, gate in enumerate(gates)
+            )
+        )
+        driver = start_magic_kernel({"OLLAMA_HOST": fake.host})
+        try:
+            driver.kc.execute(f"%%ollama llama3.2 mistral{flags}\nCompare.")
+            assert all(gate.wait_reached(timeout=30) for gate in gates)
+            final = _restart_when_shown(driver, "Answer 1 begins.")
+        finally:
+            for gate in gates:
+                gate.open()
+            driver.close()
+    assert "Answer 0 begins." in final and "Answer 1 begins." in final
+    assert final.count("the kernel stopped (kernel shutdown for a restart)") == 2
+    assert "never" not in final and "answering" not in final
+
+
+@pytest.mark.parametrize("flags", ["", " --bg"])
+def test_restart_mid_map_says_the_kernel_stopped(fake, flags):
+    gate = Gate()
+    fake.enqueue(Reply.stream(Reply.token("First item answer."), gate, Reply.token(" never")))
+    driver = start_magic_kernel({"OLLAMA_HOST": fake.host})
+    try:
+        driver.kc.execute("items = ['a', 'b', 'c']")
+        driver.kc.execute(f"%%ollama llama3.2 --map items{flags}\nSay {{item}}.")
+        assert gate.wait_reached(timeout=30)
+        final = _restart_when_shown(driver, "0/3 answered")
+    finally:
+        gate.open()
+        driver.close()
+    assert "Mapped 0 of 3 items" in final
+    assert "the kernel stopped (kernel shutdown for a restart)" in final
+    assert "never" not in final

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, Protocol
 
+from ..lifecycle import stopped_just_now
 from ..markdown import safe_markdown
 from ..result import OllamaResponse
 from .batching import _Batcher, make_batcher
@@ -171,16 +172,32 @@ class LiveCompareView:
             self._batcher.close()
         if self._shown is None or self._cell is None:
             return
-        markdown = compare_markdown(answers, out_name)
-        text = "\n\n".join(f"== {m} ==\n{plain_text(r)}" for m, r in answers.items())
-        metadata = {"ollama_magic": {m: r.provenance for m, r in answers.items()}}
-        data = {"text/markdown": markdown, "text/plain": text}
+        cell = self._cell
         first, *rest = self._ids
-        self._cell.update(first, data, metadata, flush=True)
+        cell.update(first, *_final_bundle(answers, out_name), flush=True)
         for section in rest:
-            self._cell.update(section, {})
+            cell.update(section, {})
         elapsed = time.monotonic() - self._started
         footers = [
             footer_text(r, m, self._chunks[i], elapsed) for i, (m, r) in enumerate(answers.items())
         ]
         self._shown.status(quiet_line("  |  ".join(footers)))
+        stopped = [r for r in answers.values() if r.interrupted and not r.stopped_by]
+        if stopped:
+
+            def restate(reason: str) -> None:
+                for result in stopped:
+                    result.stopped_by = reason
+                cell.update(first, *_final_bundle(answers, out_name), flush=True)
+
+            stopped_just_now(restate)  # a restart interrupts first: say so if that was it
+
+
+def _final_bundle(
+    answers: dict[str, OllamaResponse], out_name: str
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The one output a saved notebook keeps of a comparison, with each answer's provenance."""
+    markdown = compare_markdown(answers, out_name)
+    text = "\n\n".join(f"== {m} ==\n{plain_text(r)}" for m, r in answers.items())
+    metadata = {"ollama_magic": {m: r.provenance for m, r in answers.items()}}
+    return {"text/markdown": markdown, "text/plain": text}, metadata

@@ -11,6 +11,7 @@ import time
 from typing import Any, Protocol
 
 from ..escape import markdown_cell_text, terminal_text
+from ..lifecycle import stopped_just_now
 from ..markdown import safe_markdown
 from ..result import OllamaResponse
 from .kernel_io import CellOutput
@@ -26,10 +27,12 @@ def map_summary(results: list[OllamaResponse], out_name: str = "") -> str:
     """One line about a --map run (how many answered, which failed or stopped), as Markdown."""
     failed = [i for i, r in enumerate(results) if not r.complete]
     stopped = any(r.interrupted for r in results)
+    reason = next((r.stopped_by for r in results if r.interrupted and r.stopped_by), "")
     answered = len(results) - len(failed)
     where = f" in `{out_name}`" if out_name else ""
     if stopped:
-        line = f"**Mapped {answered} of {len(results)} items**{where}: stopped"
+        how = f"the kernel stopped ({reason})" if reason else "stopped"
+        line = f"**Mapped {answered} of {len(results)} items**{where}: {how}"
     else:
         line = f"**Mapped {len(results)} items**{where}: {answered} answered"
     if failed:
@@ -194,5 +197,19 @@ class LiveMapView(TerminalMapView):
             return
         self._results = list(results)
         elapsed = time.monotonic() - self._started
-        summary = map_summary(results, out_name)
-        self._cell.update(self._id, self._data(f"{summary} ({elapsed:.1f} s)"), flush=True)
+        cell = self._cell
+
+        def show() -> None:
+            summary = map_summary(results, out_name)
+            cell.update(self._id, self._data(f"{summary} ({elapsed:.1f} s)"), flush=True)
+
+        show()
+        stopped = [r for r in results if r.interrupted and not r.stopped_by]
+        if stopped:
+
+            def restate(reason: str) -> None:
+                for result in stopped:
+                    result.stopped_by = reason
+                show()
+
+            stopped_just_now(restate)  # a restart interrupts first: say so if that was it
