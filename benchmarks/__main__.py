@@ -77,6 +77,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="put DIR first on the kernel's path, to measure another copy of ollama_magic",
     )
     parser.add_argument(
+        "--live-budget",
+        type=float,
+        metavar="BYTES",
+        help="run the live view with this byte budget per character received instead of its "
+        "own (1.4); 'inf' for none: what a smaller display lag costs in bytes",
+    )
+    parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help=f"JSON results ({DEFAULT_OUTPUT})"
     )
     parser.add_argument("--silent", action="store_true", help="no progress lines on stderr")
@@ -107,6 +114,9 @@ def make_config(args: argparse.Namespace) -> Config:
     config.tracemalloc = not args.no_tracemalloc
     config.shapes_only = args.shapes_only
     config.pythonpath = [os.path.abspath(p) for p in args.pythonpath]
+    if args.live_budget is not None and not args.live_budget > 0:
+        raise SystemExit("--live-budget must be positive ('inf' for no budget)")
+    config.live_budget = args.live_budget
     return config
 
 

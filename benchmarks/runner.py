@@ -63,6 +63,9 @@ class Config:
     shapes_only: bool = False
     #: Directories put first on the kernel's path (to measure another ``ollama_magic``).
     pythonpath: list[str] = field(default_factory=list)
+    #: The live view's byte budget (output bytes per character received) for this run, instead
+    #: of its own: to measure what a smaller display lag would cost in bytes.
+    live_budget: float | None = None
 
     def repeats_for(self, size: int, case: Case | None = None) -> int:
         if size < self.large:
@@ -74,6 +77,11 @@ class Config:
     def notes(self) -> list[str]:
         """How this configuration departs from "every case, every size, ``repeat`` runs"."""
         notes = []
+        if self.live_budget is not None:
+            notes.append(
+                f"the live view ran with a byte budget of {self.live_budget:g} bytes per "
+                "character received instead of its own"
+            )
         large = [s for s in self.sizes if s >= self.large]
         if large and self.repeat_large != self.repeat:
             notes.append(
@@ -125,7 +133,7 @@ class Bench:
         self.kernel = BenchKernel(
             env={"OLLAMA_HOST": self.server.host}, pythonpath=self.config.pythonpath
         )
-        setup = self.kernel.execute(SETUP)
+        setup = self.kernel.execute(SETUP + _budget_setup(self.config.live_budget))
         if setup.status != "ok":
             raise RuntimeError(f"kernel set-up failed: {setup.reply['content']}")
         wanted = [c for c in ALL_CASES if c.name in self.config.cases]
@@ -490,6 +498,20 @@ def _summary(
         )
     summary["traced_peak"] = None
     return summary
+
+
+def _budget_setup(budget: float | None) -> str:
+    """Kernel code that gives the live view another byte budget ('' to keep its own).
+
+    No budget is a very large one (infinity times zero characters would be NaN).
+
+    >>> _budget_setup(float("inf")).splitlines()[-1]
+    '_bench_live.BUDGET = 1000000000000.0'
+    """
+    if budget is None:
+        return ""
+    budget = min(budget, 1e12)
+    return f"\nimport ollama_magic.view.live as _bench_live\n_bench_live.BUDGET = {budget!r}\n"
 
 
 def _first_arrivals(run: Run) -> dict[str, float]:

@@ -129,9 +129,9 @@ def test_targets_have_verdicts(results):
 def test_harness_doctests():
     sys.path.insert(0, str(REPO))
     try:
-        from benchmarks import stats, workload
+        from benchmarks import runner, stats, workload
 
-        for module in (stats, workload):
+        for module in (runner, stats, workload):
             failed, _ = doctest.testmod(module)
             assert failed == 0, module.__name__
     finally:
