@@ -380,6 +380,13 @@ class NotebookPage:
         """The toolbar's stop button ("Interrupt the kernel")."""
         self.page.locator('[data-command="notebook:interrupt-kernel"]').first.click()
 
+    def restart(self) -> None:
+        """The toolbar's restart button, then "Restart" in the dialog that asks to confirm."""
+        self.page.locator('[data-command="notebook:restart-kernel"]').first.click()
+        dialog = self.page.locator(".jp-Dialog")
+        dialog.locator("button.jp-mod-accept").click()
+        dialog.wait_for(state="detached")
+
     def save(self, name: str, timeout: float = 20_000) -> None:
         """Ctrl+S, as a person saves; returns once the server has written ``name``."""
         self.page.keyboard.press("Escape")
