@@ -66,6 +66,9 @@ DEFAULT_MAX_TOKENS = 512
 #: Options llama.cpp takes per request under the same names as Ollama.
 _SAMPLING: tuple[str, ...] = ("temperature", "top_p", "top_k", "min_p", "typical_p", "seed", "stop")
 _SAMPLING += ("repeat_penalty", "presence_penalty", "frequency_penalty")
+#: Ollama's long-standing sampling defaults, where llama.cpp's differ: without a repeat penalty
+#: a small model soon loops ("a blank canvas, a blank canvas, …"). An explicit option wins.
+OLLAMA_SAMPLING = {"temperature": 0.8, "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.1}
 #: Options that shape the loaded model; a change loads it again.
 _LOAD = ("num_ctx", "num_thread", "num_batch")
 _IGNORED = ("num_gpu", "main_gpu", "use_mmap", "use_mlock", "numa", "low_vram", "num_keep")
@@ -299,10 +302,10 @@ def completion_kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
     """The Ollama chat body → keyword arguments of ``Llama.create_chat_completion``.
 
     >>> completion_kwargs({"messages": [{"role": "user", "content": "Hi"}],
-    ...                    "options": {"num_predict": 16, "seed": 1, "num_ctx": 2048}})
+    ...                    "options": {"num_predict": 16, "seed": 1, "temperature": 0.2}})
     ... # doctest: +NORMALIZE_WHITESPACE
     {'messages': [{'role': 'user', 'content': 'Hi'}], 'stream': True, 'max_tokens': 16,
-     'seed': 1}
+     'seed': 1, 'temperature': 0.2, 'top_k': 40, 'top_p': 0.9, 'repeat_penalty': 1.1}
     """
     messages = []
     for message in body.get("messages") or ():
@@ -327,6 +330,8 @@ def completion_kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
             unknown.append(key)
     # A 135M-parameter model on a CPU rambles; cap its answers unless asked otherwise.
     kwargs.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    for key, value in OLLAMA_SAMPLING.items():
+        kwargs.setdefault(key, value)
     if body.get("logprobs") is True:
         kwargs["logprobs"] = True
         kwargs["top_logprobs"] = body.get("top_logprobs") or 0

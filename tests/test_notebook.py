@@ -179,3 +179,21 @@ def test_quickstart_without_ollama_uses_the_embedded_model(closed_port, tmp_path
     nb = nbformat.read(out, as_version=4)
     answers = [c.outputs[0].data["text/plain"] for c in magic_cells(nb)]
     assert len(answers) == 2 and all(a.strip() for a in answers)
+    # A newcomer's first answers read as text, not a loop ("a blank canvas, a blank canvas, …"
+    # until the token limit): Ollama's sampling defaults apply to the embedded model too.
+    for cell in magic_cells(nb):
+        markdown = cell.outputs[0].data["text/markdown"]
+        assert repeated_share(markdown) <= 0.25, markdown
+
+
+def repeated_share(text: str) -> float:
+    """The share of the text's 4-word sequences that repeat an earlier one.
+
+    >>> repeated_share("a blank canvas, a blank canvas, a blank canvas, a blank")
+    0.625
+    >>> repeated_share("The sky is blue because air scatters blue light most.")
+    0.0
+    """
+    words = text.lower().split()
+    grams = [tuple(words[i : i + 4]) for i in range(len(words) - 3)]
+    return (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
