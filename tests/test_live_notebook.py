@@ -56,3 +56,22 @@ def test_saved_notebook_holds_the_answer_once(monkeypatch, tmp_path):
     assert words == re.findall(r"word\d+", ANSWER)  # nothing shown twice
     footer = outputs[-1].data["text/plain"]
     assert footer.startswith("llama3.2 · ") and "tokens" in footer
+
+
+def test_a_failure_before_the_answer_saves_the_error_alone(monkeypatch, tmp_path, closed_port):
+    """Nothing arrived: the error paragraph says it all, with no empty answer or footer above."""
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    nb = new_notebook(
+        cells=[
+            new_code_cell("%load_ext ollama_magic"),
+            new_code_cell(f"%%ollama llama3.2 --host 127.0.0.1:{closed_port}\nhi"),
+        ]
+    )
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute()
+    path = tmp_path / "out.ipynb"
+    nbformat.write(nb, path)
+    outputs = nbformat.read(path, as_version=4).cells[1].outputs
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert len(errors) == 1 and "Could not connect to Ollama" in errors[0].evalue, outputs
+    shown = [o for o in outputs if o.output_type != "error" and (o.get("data") or o.get("text"))]
+    assert shown == []

@@ -184,6 +184,18 @@ class LiveView:
             self._close_thinking(result.thinking)
         if self.trace_lines:
             self._show_trace(final=True)
+        if self._nothing_arrived(result):
+            # The error under the cell says it all; an empty answer and a footer would only
+            # repeat it.
+            shown.status({})
+            if result.interrupted:
+
+                def note(reason: str) -> None:
+                    result.stopped_by = reason
+                    cell.update(shown.status_id, *final_bundle(result, out_name), flush=True)
+
+                stopped_just_now(note)  # a restart interrupts first: then say so
+            return
         data, metadata = final_bundle(result, out_name)
         if self._piece_ids:
             first, *rest = self._piece_ids
@@ -201,6 +213,17 @@ class LiveView:
                 cell.update(first, *final_bundle(result, out_name), flush=True)
 
             stopped_just_now(restate)  # a restart interrupts first: say so if that was it
+
+    def _nothing_arrived(self, result: OllamaResponse) -> bool:
+        """Whether the answer failed or was stopped before any of it was shown."""
+        shown_any = self._piece_ids or self._thinking_id is not None or self._trace_id is not None
+        return (
+            result.error is not None
+            and not result.stopped_by
+            and not result
+            and not result.thinking
+            and not shown_any
+        )
 
     # -- sending (on the batcher's thread) ---------------------------------------------------
 
