@@ -158,10 +158,11 @@ class OllamaMagics(Magics):
             try:
                 backend.version(timeout=2)
             except OllamaConnectionError:
+                # A notice, not an error (the answer follows): stdout, not the red stderr box.
                 print(
                     f"{backend.label[:1].upper()}{backend.label[1:]} is not reachable at "
                     f"{base_url}; answering with the embedded {local}.",
-                    file=sys.stderr,
+                    flush=True,
                 )
                 return local
         raise OllamaUsageError(
