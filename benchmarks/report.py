@@ -249,6 +249,10 @@ def summary_table(results: dict[str, Any], size: int = 10_000) -> str:
     return _table(["", *(_label(results, c) for c in cases)], rows)
 
 
+def _ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
 def shapes_table(results: dict[str, Any]) -> str:
     """Bytes of output data (headers left out) and of the whole messages, per answer byte."""
     rows = [
@@ -261,10 +265,23 @@ def shapes_table(results: dict[str, Any]) -> str:
             _bytes(row["bytes"]),
             str(row["messages"]),
             str(row["updates_max_1s"]),
+            _ms(row.get("lag_p50_s")),
+            _ms(row.get("lag_p99_s")),
         )
         for row in results.get("shapes", [])
     ]
-    header = ("answer", "tokens", "answer", "data", "÷ answer", "all bytes", "msgs", "upd/s max")
+    header = (
+        "answer",
+        "tokens",
+        "answer",
+        "data",
+        "÷ answer",
+        "all bytes",
+        "msgs",
+        "upd/s max",
+        "lag p50",
+        "lag p99",
+    )
     return _table(header, rows)
 
 

@@ -369,6 +369,15 @@ class Bench:
                     "status": record["status"],
                 }
             )
+            if shape == "markdown":
+                # Again with a send time in every few tokens: the lag of an ordinary answer.
+                self.progress(f"{shape} answer, stamped, at {config.rate:g} tokens/s")
+                run, _ = self._run(
+                    live, len(tokens), delay=1.0 / config.rate, shape=shape, stamped=True
+                )
+                lags = _display_lags(run)
+                rows[-1]["lag_p50_s"] = percentile(lags, 50)
+                rows[-1]["lag_p99_s"] = percentile(lags, 99)
         return rows
 
     def interrupt(self) -> list[dict[str, Any]]:

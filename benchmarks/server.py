@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from ollama_magic.testing import FakeOllama, Gate, Reply, Step
 
-from .workload import MODEL, answer_tokens, shaped_tokens, stamp_text
+from .workload import MODEL, STAMP_EVERY, answer_tokens, shaped_tokens, stamp_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -61,13 +61,16 @@ class StampedChunk(Mapping[str, Any]):
 
     FakeOllama turns a mapping step into a JSON line just before it writes it (``dict(step)``),
     so a value computed on access stamps each token with its real send time. That is also the
-    moment to keep to the answer's :class:`Schedule`.
+    moment to keep to the answer's :class:`Schedule`. With ``text``, the chunk is that text,
+    followed by the stamp when ``stamped``: an ordinary answer with a stamp now and then.
     """
 
     _KEYS = ("model", "created_at", "message", "done")
 
-    def __init__(self, schedule: Schedule) -> None:
+    def __init__(self, schedule: Schedule, text: str = "", stamped: bool = True) -> None:
         self._schedule = schedule
+        self._text = text
+        self._stamped = stamped
 
     def __getitem__(self, key: str) -> Any:
         if key == "model":
@@ -76,7 +79,8 @@ class StampedChunk(Mapping[str, Any]):
             return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
         if key == "message":
             sent = self._schedule.wait_turn()
-            return {"role": "assistant", "content": stamp_text(sent)}
+            stamp = stamp_text(sent) if self._stamped else ""
+            return {"role": "assistant", "content": self._text + stamp}
         if key == "done":
             return False
         raise KeyError(key)
@@ -100,6 +104,15 @@ def build_reply(
 
     ``gate_after=0`` holds back even the response headers, as a loading model does.
     """
+    if shape and stamped:
+        # Every STAMP_EVERY-th token carries its send time: the lag of an ordinary answer.
+        schedule = Schedule(delay)
+        texts = shaped_tokens(shape, tokens)
+        chunks = [
+            StampedChunk(schedule, text, stamped=index % STAMP_EVERY == STAMP_EVERY - 1)
+            for index, text in enumerate(texts)
+        ]
+        return Reply.stream(*chunks, Reply.done())
     if shape:
         return Reply.answer(shaped_tokens(shape, tokens), delay=delay)
     if not stamped:

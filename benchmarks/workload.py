@@ -27,6 +27,9 @@ _TEXT = (
 )
 _WORDS = _TEXT.split(" ")
 
+#: In a stamped Markdown-shaped answer, one token in this many carries its send time.
+STAMP_EVERY = 8
+
 #: A stamp as it appears in the text of a paced token.
 STAMP = re.compile(r"\[t=(\d+\.\d+)\]")
 
