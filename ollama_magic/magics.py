@@ -58,7 +58,10 @@ from .tool_view import traced_view
 from .view import choose_compare_view, choose_map_view, choose_view
 
 #: The settings ``%ollama config`` reports, in this order.
-SETTINGS = ("model", "host", "hosts", "api", "out", "timeout", "options", "chat", "log", "cache")
+SETTINGS = (
+    *("model", "host", "hosts", "api", "out", "timeout", "options", "chat", "log", "cache"),
+    "live",
+)
 
 
 @magics_class
@@ -100,6 +103,13 @@ class OllamaMagics(Magics):
         default_value="auto",
         help="Server API: 'ollama', 'openai' (/v1/chat/completions) or 'auto' (OpenAI when the "
         "URL ends in /v1). Models named local:NAME always run inside the kernel.",
+    ).tag(config=True)
+    live = Enum(
+        ("lean", "smooth"),
+        default_value="lean",
+        help="How the live view spends bytes: 'lean' keeps them within about three times the "
+        "answer, so a long paragraph updates less often; 'smooth' re-sends the text being "
+        "written at every update (about 22 a second), several times the answer's size.",
     ).tag(config=True)
     fix_prompt = Unicode(
         DEFAULT_FIX_PROMPT,
@@ -421,9 +431,13 @@ class OllamaMagics(Magics):
             )
         backend = self._backend_for(request, request.model)
 
+        smooth = self.live == "smooth"
+
         def single(cancel: CancelToken | None) -> OllamaResponse:
             if request.logprobs is None:
-                view = choose_view(shell, request.model, request.quiet, trace=request.trace)
+                view = choose_view(
+                    shell, request.model, request.quiet, trace=request.trace, smooth=smooth
+                )
             else:
                 view = choose_lens_view(shell, request.model, request.quiet)
             if request.tools:

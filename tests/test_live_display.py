@@ -207,3 +207,27 @@ def test_trace_stays_collapsed_after_the_end_and_is_on_the_result(kernel, fake):
     assert "&quot;done&quot;:true" in final  # the raw lines, escaped for HTML
     assert final.split("</details>")[1].strip().startswith("short")  # the answer, once
     assert kernel.value("len(ollama_response.trace) >= 2")
+
+
+def _data_bytes(run: Execution) -> int:
+    return sum(
+        len(json.dumps(m.content["data"]))
+        for m in run.of_type("display_data", "update_display_data")
+    )
+
+
+def test_smooth_updates_re_send_a_long_paragraph_that_lean_updates_hold_back(kernel, fake):
+    """``live = 'smooth'`` spends bytes on updates the byte budget of 'lean' would withhold."""
+    tokens = [f" word{i:04d}" for i in range(300)]  # one long paragraph, about 3 kB
+    spent = {}
+    for mode in ("lean", "smooth"):
+        fake.enqueue(Reply.answer(tokens, delay=0.01))
+        kernel.execute(f"%config OllamaMagics.live = {mode!r}")
+        run = kernel.execute("%%ollama llama3.2\nA long paragraph.")
+        assert run.status == "ok", run.reply
+        assert "word0299" in shown(replay(run)[-1])
+        spent[mode] = _data_bytes(run)
+    kernel.execute("%config OllamaMagics.live = 'lean'")
+    answer = len("".join(tokens))
+    assert spent["lean"] < 5 * answer, spent
+    assert spent["smooth"] > 2 * spent["lean"], spent

@@ -82,12 +82,14 @@ def close_tree(widget: Any) -> None:
     widget.close()
 
 
-def choose_view(shell: Any, model: str, quiet: bool, trace: bool = False) -> View:
+def choose_view(
+    shell: Any, model: str, quiet: bool, trace: bool = False, smooth: bool = False
+) -> View:
     """The live view in a Jupyter kernel, plain stdout elsewhere, nothing with --quiet."""
     if quiet:
         return QuietView()
     if getattr(shell, "kernel", None) is not None:
-        return LiveView(shell, model, trace=trace)
+        return LiveView(shell, model, trace=trace, smooth=smooth)
     return TerminalView()
 
 

@@ -105,10 +105,13 @@ class _Shown:
 class LiveView:
     """Status line, thinking, streamed Markdown answer, trace, then final Markdown and footer."""
 
-    def __init__(self, shell: Any, model: str, trace: bool = False) -> None:
+    def __init__(self, shell: Any, model: str, trace: bool = False, smooth: bool = False) -> None:
+        """``smooth``: no byte budget, every update re-sends the piece being written (the
+        message rate is still capped)."""
         self._shell = shell
         self._model = model
         self._tracing = trace
+        self._smooth = smooth
         self._started = self._started_perf = 0.0
         self._chunks = 0
         self._phase = WAITING
@@ -244,6 +247,8 @@ class LiveView:
 
     def _affordable(self, size: int) -> bool:
         assert self._cell is not None
+        if self._smooth:
+            return True
         return self._cell.sent + size <= BUDGET * self._received + BUDGET_SLACK
 
     def _add_answer(self, text: str) -> None:
