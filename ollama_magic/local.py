@@ -24,6 +24,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping
@@ -473,11 +474,7 @@ class LocalClient:
                 except (KeyboardInterrupt, GeneratorExit, OllamaMagicError):
                     raise
                 except Exception as exc:  # llama.cpp reports failures as plain exceptions
-                    raise StreamErrorLine(
-                        f"The local model failed mid-answer ({exc}). Re-run the cell; if it "
-                        "persists, lower num_ctx or restart the kernel.",
-                        str(exc),
-                    ) from None
+                    raise local_failure(exc) from None
 
             try:
                 done: Done = yield from chat_events(chunks(), started, model)
@@ -502,6 +499,41 @@ class LocalClient:
         done.model = model
         done.done_reason = done.done_reason or "stop"
         yield done
+
+
+#: How llama-cpp-python refuses a prompt longer than the context window.
+_TOO_LONG = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+
+
+def local_failure(exc: Exception) -> StreamErrorLine:
+    """llama.cpp's plain exception as this package's error, saying what to do next.
+
+    >>> error = local_failure(ValueError("Requested tokens (296) exceed context window of 256"))
+    >>> error.title
+    'The prompt does not fit the context window'
+    >>> "-O num_ctx=1024" in error.message
+    True
+    """
+    too_long = _TOO_LONG.search(str(exc))
+    if too_long is None:
+        error = StreamErrorLine(
+            f"The embedded model failed mid-answer ({exc}). Re-run the cell; if it persists, "
+            "restart the kernel.",
+            str(exc),
+        )
+        error.title = "The embedded model failed"
+        return error
+    needed, window = int(too_long[1]), int(too_long[2])
+    # Room for the prompt and a few hundred tokens of answer, in a power of two.
+    longer = 1 << (max(needed + 256, 2 * window) - 1).bit_length()
+    error = StreamErrorLine(
+        f"The prompt is {needed:,} tokens long, and the embedded model's context window "
+        f"(num_ctx) holds {window:,}, so nothing was generated. Give it a longer window with "
+        f"-O num_ctx={longer}, or shorten the prompt.",
+        str(exc),
+    )
+    error.title = "The prompt does not fit the context window"
+    return error
 
 
 def render_local_prompt(body: Mapping[str, Any]) -> tuple[str, int] | None:

@@ -7,6 +7,7 @@ it; the argument checks run everywhere.
 from __future__ import annotations
 
 import importlib.util
+import re
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from ollama_magic.errors import (
     LocalRuntimeMissing,
     OllamaConnectionError,
     OllamaUsageError,
+    StreamErrorLine,
     TruncatedStreamError,
 )
 from ollama_magic.events import AnswerDelta, Done
@@ -118,6 +120,27 @@ def test_streams_real_tokens_with_seed():
     assert any(row["loaded"] for row in list_local_models())
     assert len(client.installed_models()["local:smollm2"]["digest"]) == 64
     assert default_local_model() == "local:smollm2"
+
+
+@needs_model
+def test_a_prompt_longer_than_the_window_says_which_window_to_ask_for():
+    notes = " ".join(f"Note {i}: the meeting moved to room {i}." for i in range(20))
+    long_prompt = [{"role": "user", "content": f"Summarise these notes: {notes}"}]
+    request = build_chat_body("local:smollm2", long_prompt, options={"num_ctx": 32})
+    with pytest.raises(StreamErrorLine) as caught, LocalClient().stream("/api/chat", request) as s:
+        list(s)
+    error = caught.value
+    assert error.title == "The prompt does not fit the context window"
+    window = int(re.search(r"holds ([\d,]+)", error.message)[1].replace(",", ""))
+    longer = int(re.search(r"-O num_ctx=(\d+)", error.message)[1])
+    prompt = int(re.search(r"prompt is ([\d,]+) tokens", error.message)[1].replace(",", ""))
+    assert prompt > window and longer > prompt
+    # The window it suggests is enough: the same prompt now gets an answer.
+    request = build_chat_body(
+        "local:smollm2", long_prompt, options={"num_ctx": longer, "num_predict": 4}
+    )
+    with LocalClient().stream("/api/chat", request) as stream:
+        assert text(list(stream)).strip()
 
 
 @needs_model
