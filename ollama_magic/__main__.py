@@ -20,6 +20,7 @@ from .backends import Backend, make_backend
 from .errors import OllamaMagicError
 from .host import resolve_host
 from .local import default_local_model
+from .view.echo import ECHO_ENV, ECHO_KEY
 
 EXIT_UNREACHABLE = 3
 EXIT_CELL_FAILED = 1
@@ -65,11 +66,25 @@ def _rearming_kernel_client_class() -> type:
     return RearmingKernelClient
 
 
+def _printable(content: dict[str, Any]) -> bool:
+    """Whether a ``display_data`` has text to print: not a widget, and not one of the answer
+    outputs that the kernel echoes as they stream (their display ids start with ``ollama-``)."""
+    data = content.get("data") or {}
+    display_id = str((content.get("transient") or {}).get("display_id") or "")
+    return (
+        isinstance(data.get("text/plain"), str)
+        and "application/vnd.jupyter.widget-view+json" not in data
+        and not display_id.startswith("ollama-")
+    )
+
+
 def _make_client_class() -> type:
     from nbclient import NotebookClient
 
     class EchoingClient(NotebookClient):
-        """Prints streamed text as it arrives, so a terminal shows the answer live."""
+        """Prints streamed text as it arrives, so a terminal shows the answer live: what cells
+        print, and each answer's terminal text, which the kernel sends along when asked
+        (:mod:`ollama_magic.view.echo`)."""
 
         #: Where the kernel's IPC sockets live (POSIX), removed after the run.
         socket_dir: str | None = None
@@ -113,8 +128,12 @@ def _make_client_class() -> type:
             content = msg.get("content", {})
             if msg_type == "comm_close":
                 self.closed_comms.add(content.get("comm_id"))
-            if msg_type == "stream":
-                sys.stdout.write(content.get("text", ""))
+            echoed = content.get("transient", {}).get(ECHO_KEY)
+            if msg_type == "stream" or isinstance(echoed, str):
+                sys.stdout.write(content.get("text", "") if echoed is None else echoed)
+                sys.stdout.flush()
+            elif msg_type == "display_data" and _printable(content):
+                sys.stdout.write(content["data"]["text/plain"] + "\n")
                 sys.stdout.flush()
             elif msg_type == "execute_result":
                 # What a notebook shows as Out[n]: the value of the cell's last expression.
@@ -154,6 +173,7 @@ def run_notebook(path: Path, output: Path, base_url: str, model: str, timeout: f
     nb = nbformat.read(path, as_version=4)
     os.environ["OLLAMA_HOST"] = base_url
     os.environ["OLLAMA_MAGIC_MODEL"] = model
+    os.environ[ECHO_ENV] = "1"  # the kernel sends each answer's text for the terminal too
     client = _make_client_class()(
         nb,
         timeout=timeout,

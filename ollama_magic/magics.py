@@ -56,6 +56,7 @@ from .show_prompt import show_prompts
 from .stream import CancelToken, Journal, answering
 from .tool_view import traced_view
 from .view import choose_compare_view, choose_map_view, choose_view
+from .view.echo import with_compare_echo, with_echo
 
 #: The settings ``%ollama config`` reports, in this order.
 SETTINGS = (
@@ -407,7 +408,9 @@ class OllamaMagics(Magics):
             compare = lambda cancel: run_compare(  # noqa: E731
                 backends,
                 request,
-                choose_compare_view(shell, models, request.quiet),
+                with_compare_echo(
+                    choose_compare_view(shell, models, request.quiet), shell, request.quiet
+                ),
                 namespace,
                 cancel,
                 journal,
@@ -440,6 +443,7 @@ class OllamaMagics(Magics):
                 )
             else:
                 view = choose_lens_view(shell, request.model, request.quiet)
+            view = with_echo(view, shell, request.quiet)
             if request.tools:
                 view = traced_view(view, shell, request.out, request.quiet)
             result = run_single(

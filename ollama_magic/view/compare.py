@@ -9,6 +9,7 @@ says what each model is doing.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Protocol
 
@@ -78,16 +79,18 @@ class QuietCompareView:
 class TerminalCompareView(QuietCompareView):
     """Terminal: interleaved tokens would be unreadable, so each answer is printed whole."""
 
-    def __init__(self, models: list[str]) -> None:
+    def __init__(self, models: list[str], stream: Any = None) -> None:
         self.models = models
+        self.stream = stream if stream is not None else sys.stdout
 
     def start(self) -> None:
-        print(f"Asking {', '.join(self.models)}…", flush=True)
+        print(f"Asking {', '.join(self.models)}…", file=self.stream, flush=True)
 
     def finish(self, answers: dict[str, OllamaResponse], out_name: str) -> None:
         for model, result in answers.items():
             note = outcome_line(result, f"{out_name}['{model}']")
-            print(f"\n── {model} ──\n{result.text}" + (f"\n[{note}]" if note else ""), flush=True)
+            text = f"\n── {model} ──\n{result.text}" + (f"\n[{note}]" if note else "")
+            print(text, file=self.stream, flush=True)
 
 
 class LiveCompareView:

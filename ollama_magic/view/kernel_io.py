@@ -68,6 +68,24 @@ class CellOutput:
         """
         self._send("update_display_data", display_id, data, metadata, flush)
 
+    def echo(self, key: str, text: str) -> None:
+        """``text`` under ``transient[key]`` of an update for a display id that no output has.
+
+        Front ends ignore it and notebooks never keep ``transient``: this is for a program that
+        runs the notebook and reads the messages itself (:mod:`.echo`). Not counted in ``sent``.
+        """
+        transient = {"display_id": f"ollama-{self._prefix}-echo", key: text}
+        if self._topic is None:
+            return  # a display publisher that captures output: nobody reads transient data
+        content = {"data": {}, "metadata": {}, "transient": transient}
+        self._kernel.session.send(
+            self._kernel.iopub_socket,
+            "update_display_data",
+            content,
+            parent=self._parent,
+            ident=self._topic,
+        )
+
     def _send(
         self, kind: str, display_id: str, data: dict[str, Any], metadata: Any, flush: bool
     ) -> None:
