@@ -56,7 +56,7 @@ from .show_prompt import show_prompts
 from .stream import CancelToken, Journal, answering
 from .tool_view import traced_view
 from .view import choose_compare_view, choose_map_view, choose_view
-from .view.echo import with_compare_echo, with_echo
+from .view.echo import with_compare_echo, with_echo, with_map_echo
 
 #: The settings ``%ollama config`` reports, in this order.
 SETTINGS = (
@@ -427,7 +427,9 @@ class OllamaMagics(Magics):
             return lambda cancel: run_map(
                 pool,
                 request,
-                choose_map_view(shell, total, request.quiet),
+                with_map_echo(
+                    choose_map_view(shell, total, request.quiet), shell, total, request.quiet
+                ),
                 namespace,
                 cancel,
                 journal,

@@ -126,3 +126,18 @@ def test_a_comparison_prints_each_answer_under_its_model(tmp_path):
     assert len(answers) == 2 and min(headings) >= 0, printed
     # Each answer under its own heading: the headings and answers alternate.
     assert sorted(headings)[0] < answers[0] < sorted(headings)[1] < answers[1], printed
+
+
+def test_a_map_prints_its_progress_and_summary(tmp_path):
+    source = _notebook(
+        tmp_path / "map.ipynb",
+        "colours = ['red', 'green', 'blue']",
+        "%%ollama llama3.2 --map colours -o described\nDescribe {item}.",
+    )
+    with FakeOllama(models=("llama3.2",)) as fake:
+        proc = _run(source, tmp_path / "map.out.ipynb", fake.host)
+        output = _Output(proc)
+        assert proc.wait(120) == 0, output.rest()
+    printed = output.rest().split("[2] %%ollama", 1)[1]
+    assert "3/3 answered" in printed, printed
+    assert "Mapped 3 items in `described`: 3 answered." in printed, printed

@@ -18,6 +18,7 @@ from .common import TerminalView, View
 from .compare import CompareView, TerminalCompareView
 from .kernel_io import CellOutput
 from .live import footer_text
+from .mapping import MapView, TerminalMapView
 
 #: Set to ``1`` in the kernel's environment to ask for the terminal text as well.
 ECHO_ENV = "OLLAMA_MAGIC_ECHO"
@@ -122,6 +123,33 @@ class EchoedCompareView:
         TerminalCompareView(list(answers), self._echo).finish(answers, out_name)
 
 
+class EchoedMapView:
+    """A ``--map`` view, and the terminal's progress line and summary."""
+
+    def __init__(self, view: MapView, shell: Any, total: int) -> None:
+        self._view = view
+        self._echo = KernelEcho(shell)
+        self._terminal = TerminalMapView(total, stream=self._echo)
+
+    def describe_items(self, labels: list[str]) -> None:
+        describe = getattr(self._view, "describe_items", None)
+        if describe is not None:
+            describe(labels)
+
+    def start(self) -> None:
+        self._view.start()
+        self._echo.open()
+        self._terminal.start()
+
+    def progress(self, index: int, result: OllamaResponse) -> None:
+        self._view.progress(index, result)
+        self._terminal.progress(index, result)
+
+    def finish(self, results: list[OllamaResponse], out_name: str) -> None:
+        self._view.finish(results, out_name)
+        self._terminal.finish(results, out_name)
+
+
 def _echoes(shell: Any, quiet: bool) -> bool:
     return not quiet and getattr(shell, "kernel", None) is not None and echo_requested()
 
@@ -134,3 +162,8 @@ def with_echo(view: Any, shell: Any, quiet: bool) -> Any:
 def with_compare_echo(view: CompareView, shell: Any, quiet: bool) -> CompareView:
     """A comparison view, echoed as :func:`with_echo` decides."""
     return EchoedCompareView(view, shell) if _echoes(shell, quiet) else view
+
+
+def with_map_echo(view: MapView, shell: Any, total: int, quiet: bool) -> MapView:
+    """A ``--map`` view, echoed as :func:`with_echo` decides."""
+    return EchoedMapView(view, shell, total) if _echoes(shell, quiet) else view

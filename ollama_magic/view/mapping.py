@@ -7,6 +7,7 @@ small. The whole answers are in the variable.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any, Protocol
 
@@ -79,8 +80,9 @@ class MapView(Protocol):
 class TerminalMapView:
     """A progress line rewritten in place, then the summary."""
 
-    def __init__(self, total: int, quiet: bool = False) -> None:
+    def __init__(self, total: int, quiet: bool = False, stream: Any = None) -> None:
         self.total, self.quiet, self.done, self.failed = total, quiet, 0, 0
+        self.stream = stream if stream is not None else sys.stdout
         self.tokens = 0
         self.by_host: dict[str, int] = {}
         self._began = time.monotonic()
@@ -115,11 +117,12 @@ class TerminalMapView:
         due = now - getattr(self, "_printed_at", 0.0) >= MAP_INTERVAL
         if not self.quiet and (due or self.done == self.total):
             self._printed_at = now
-            print(f"\r{terminal_text(self.progress_line())}", end="", flush=True)
+            print(f"\r{terminal_text(self.progress_line())}", end="", file=self.stream, flush=True)
 
     def finish(self, results: list[OllamaResponse], out_name: str) -> None:
         if not self.quiet:
-            print("\n" + map_summary(results, out_name).replace("**", ""), flush=True)
+            summary = map_summary(results, out_name).replace("**", "")
+            print("\n" + summary, file=self.stream, flush=True)
 
 
 def eta_text(
