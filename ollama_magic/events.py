@@ -97,6 +97,57 @@ class Stats:
             return self.eval_count / self.eval_duration
         return None
 
+    def __repr__(self) -> str:
+        """The metrics that are known, durations to the millisecond.
+
+        >>> Stats(eval_count=59, eval_duration=1.1858004099, chunks=59)
+        Stats(eval_count=59, eval_duration=1.186, chunks=59, tokens_per_second=49.755)
+        """
+        known = {k: v for k, v in self.as_dict().items() if k != "context_length"}
+        shown = ", ".join(
+            f"{name}={round(value, 3) if isinstance(value, float) else value}"
+            for name, value in known.items()
+        )
+        return f"Stats({shown})"
+
+    def _repr_markdown_(self) -> str:
+        """A small table in a notebook: what was generated, how fast, and where time went.
+
+        >>> print(Stats(eval_count=59, eval_duration=1.19, prompt_eval_count=41,
+        ...             load_duration=0.3, wall_time=2.2, first_token_time=1.0)._repr_markdown_())
+        | | |
+        |---|---|
+        | answer | 59 tokens in 1.19 s, 49.6 tokens/s |
+        | prompt | 41 tokens |
+        | model load | 0.30 s |
+        | wall time | 2.20 s, the first token after 1.00 s |
+        """
+
+        def span(tokens: int | None, seconds: float | None) -> str:
+            parts = [f"{tokens:,} tokens" if tokens is not None else ""]
+            if seconds is not None:
+                parts.append(f"in {seconds:.2f} s")
+            return " ".join(p for p in parts if p)
+
+        rows = []
+        answer = span(self.eval_count, self.eval_duration)
+        if self.tokens_per_second:
+            answer += f", {self.tokens_per_second:.1f} tokens/s"
+        rows.append(("answer", answer or f"{self.chunks:,} chunks"))
+        prompt = span(self.prompt_eval_count, self.prompt_eval_duration)
+        if prompt:
+            if self.context_length:
+                prompt += f" of a {self.context_length:,}-token window"
+            rows.append(("prompt", prompt))
+        if self.load_duration is not None:
+            rows.append(("model load", f"{self.load_duration:.2f} s"))
+        wall = self.wall_time if self.wall_time is not None else self.total_duration
+        if wall is not None:
+            first = self.first_token_time
+            after = f", the first token after {first:.2f} s" if first is not None else ""
+            rows.append(("wall time", f"{wall:.2f} s{after}"))
+        return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
     @classmethod
     def from_final_chunk(cls, chunk: dict[str, Any]) -> Stats:
         """Read the metrics of Ollama's ``done: true`` chunk, tolerating missing keys."""

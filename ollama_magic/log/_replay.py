@@ -64,8 +64,6 @@ def replay_stream(record: Record) -> ReplayStream:
     >>> r = Record(1, "hi", "Hello", "hmm", "m", "complete", datetime.now(), stats={"chunks": 2})
     >>> list(replay_stream(r))  # doctest: +NORMALIZE_WHITESPACE
     [ThinkingDelta('hmm'), AnswerDelta('Hello'),
-     Done(done_reason='stop', model='m', stats=Stats(eval_count=None, eval_duration=None,
-     prompt_eval_count=None, prompt_eval_duration=None, load_duration=None,
-     total_duration=None, wall_time=None, first_token_time=None, chunks=2))]
+     Done(done_reason='stop', model='m', stats=Stats(chunks=2))]
     """
     return ReplayStream(record)
