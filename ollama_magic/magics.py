@@ -65,6 +65,27 @@ SETTINGS = (
 )
 
 
+def _all_subcommands() -> str:
+    """Every ``%ollama`` subcommand in one line, for ``%ollama help`` and usage errors."""
+    return (
+        f"{describe_subcommands()}; history [NAME]: show a conversation; reset [NAME]: forget "
+        "a conversation; config: show the settings; log [TEXT]: search the answer log; fix [MODEL]: a "
+        "corrected cell for the last error; explain [MODEL]: the last error in plain words; "
+        "help: this list"
+    )
+
+
+def _help_text() -> str:
+    """``%ollama help``: how to ask, and every subcommand on a line of its own."""
+    return (
+        "**`%%ollama MODEL`** asks with the cell as the prompt, **`%ollama MODEL question`** "
+        "in one line; `%%ollama?` lists every option, with examples.\n\n"
+        + "\n".join(
+            f"- `%ollama {part.replace(': ', '`: ', 1)}" for part in _all_subcommands().split("; ")
+        )
+    )
+
+
 @magics_class
 class OllamaMagics(Magics):
     """Chat with local Ollama models from notebook cells. Configure with ``%config``."""
@@ -252,6 +273,7 @@ class OllamaMagics(Magics):
             "log": lambda ctx, argv: log_command(self._log())(ctx, argv),
             "fix": self._fix,
             "explain": self._explain,
+            "help": lambda ctx, argv: show_markdown(self._ip, _help_text()),
         }
 
     def _line_magic(self, line: str) -> Any:
@@ -261,10 +283,7 @@ class OllamaMagics(Magics):
         if not words:
             raise OllamaUsageError(
                 "Say what to do: `%ollama MODEL your question` (for a longer prompt use the "
-                "cell magic `%%ollama MODEL`), or a subcommand: "
-                + describe_subcommands()
-                + "; history [NAME]: show a conversation; reset [NAME]: forget it; "
-                "config: show the settings."
+                f"cell magic `%%ollama MODEL`), or a subcommand: {_all_subcommands()}."
             )
         name = words[0]
         if name in subcommands:
@@ -284,8 +303,8 @@ class OllamaMagics(Magics):
         argv, prompt = split_line_prompt(line, parser, with_model=is_model if self.model else True)
         if not prompt.strip() and len(words) == 1 and not name.startswith("-"):
             raise OllamaUsageError(
-                f"`%ollama {name}` is not a subcommand. Valid ones: {describe_subcommands()}; "
-                "history, reset, config. To ask a model, put the question after its name: "
+                f"`%ollama {name}` is not a subcommand. Valid ones: {_all_subcommands()}. "
+                "To ask a model, put the question after its name: "
                 f"`%ollama {name} Why is the sky blue?`."
             )
         self._ask(self._parse_args(argv), prompt)

@@ -262,6 +262,18 @@ def test_unknown_subcommand_lists_the_valid_ones(shell, server):
     assert "not a subcommand" in message and "list" in message and "pull" in message
 
 
+def test_help_lists_every_subcommand_the_magic_answers(shell, server, capsys):
+    shell.run_line_magic("ollama", "help")
+    shown = capsys.readouterr().out
+    magics = shell.magics_manager.registry["OllamaMagics"]
+    for name in magics._subcommands():
+        assert f"`%ollama {name}" in shown or f"or {name})" in shown, (name, shown)
+    assert "%%ollama?" in shown
+    with pytest.raises(OllamaUsageError) as info:
+        shell.run_line_magic("ollama", "lst")
+    assert "explain [MODEL]" in str(info.value) and "help: this list" in str(info.value)
+
+
 def test_cell_magic_line_may_end_in_a_comment(shell, server):
     assert cell(shell, "llama3.2 -t 0.3  # a quick one", "Hi").success
     assert sent(server)["model"] == "llama3.2"
