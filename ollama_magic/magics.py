@@ -68,10 +68,10 @@ SETTINGS = (
 def _all_subcommands() -> str:
     """Every ``%ollama`` subcommand in one line, for ``%ollama help`` and usage errors."""
     return (
-        f"{describe_subcommands()}; history [NAME]: show a conversation; reset [NAME]: forget "
-        "a conversation; config: show the settings; log [TEXT]: search the answer log; fix [MODEL]: a "
-        "corrected cell for the last error; explain [MODEL]: the last error in plain words; "
-        "help: this list"
+        f"{describe_subcommands()}; history [NAME]: show a conversation; reset [NAME]: "
+        "forget a conversation; config: show the settings; log [TEXT]: search the answer log; "
+        "fix [MODEL]: a corrected cell for the last error; explain [MODEL]: the last error in "
+        "plain words; help: this list"
     )
 
 
