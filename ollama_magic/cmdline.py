@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import io
 import re
 import shlex
@@ -200,3 +201,24 @@ def keep_question_marks(lines: list[str]) -> list[str]:
             line = f"{indent}get_ipython().run_line_magic('ollama', {rest!r}){ending}"
         result.append(line)
     return result
+
+
+def argument_error(message: str, parser: argparse.ArgumentParser) -> OllamaUsageError:
+    """argparse's complaint about the magic line, with the option probably meant.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> _ = parser.add_argument("-t", "--temperature", type=float)
+    >>> print(argument_error("unrecognized arguments: --temprature 0.1", parser))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    Unrecognized arguments: --temprature 0.1. Did you mean --temperature?
+    `%%ollama?` lists every option.
+    """
+    known = [option for action in parser._actions for option in action.option_strings]
+    guesses = []
+    for word in re.findall(r"(?<![\w-])(--?[\w-]+)", message):
+        if word not in known:
+            guesses += difflib.get_close_matches(word, known, n=1, cutoff=0.75)
+    text = message[:1].upper() + message[1:].rstrip(".") + "."
+    if guesses:
+        text += f" Did you mean {' or '.join(dict.fromkeys(guesses))}?"
+    return OllamaUsageError(f"{text} `%%ollama?` lists every option.")

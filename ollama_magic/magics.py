@@ -12,12 +12,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool, Dict, Enum, Float, List, Unicode
 
 from .arguments import ollama_arguments
 from .backends import DEFAULT_TIMEOUT, Backend, backend_kind, make_backend
-from .cmdline import split_arguments, split_line_prompt
+from .cmdline import argument_error, split_arguments, split_line_prompt
 from .coding import offer_code
 from .commands import CommandContext, Subcommand
 from .context import context_line
@@ -253,7 +254,11 @@ class OllamaMagics(Magics):
     # -- the line magic: subcommands and the one-line form ---------------------------------
 
     def _parse_args(self, argv: list[str]) -> Any:
-        return self.ollama.parser.parse_args(argv)
+        parser = self.ollama.parser
+        try:
+            return parser.parse_args(argv)
+        except UsageError as exc:  # argparse's own words, then what to do
+            raise argument_error(str(exc), parser) from None
 
     def _context(self, host: str | None = None) -> CommandContext:
         base_url = resolve_base_url(host or self.host)
@@ -302,6 +307,12 @@ class OllamaMagics(Magics):
 
         argv, prompt = split_line_prompt(line, parser, with_model=is_model if self.model else True)
         if not prompt.strip() and len(words) == 1 and not name.startswith("-"):
+            if is_model(name):
+                raise OllamaUsageError(
+                    f"`%ollama {name}` needs a question after the model's name: "
+                    f"`%ollama {name} Why is the sky blue?`, or the cell magic `%%ollama {name}` "
+                    "with the prompt in the cell below it."
+                )
             raise OllamaUsageError(
                 f"`%ollama {name}` is not a subcommand. Valid ones: {_all_subcommands()}. "
                 "To ask a model, put the question after its name: "

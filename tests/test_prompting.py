@@ -274,6 +274,23 @@ def test_help_lists_every_subcommand_the_magic_answers(shell, server, capsys):
     assert "explain [MODEL]" in str(info.value) and "help: this list" in str(info.value)
 
 
+def test_a_misspelt_option_names_the_one_probably_meant(shell, server):
+    with pytest.raises(OllamaUsageError) as info:
+        shell.run_cell_magic("ollama", "llama3.2 --temprature 0.1", "hi")
+    message = str(info.value)
+    assert "--temprature" in message and "Did you mean --temperature?" in message
+    assert "%%ollama?" in message
+    assert not server.requests or all(r.path != "/api/chat" for r in server.requests)
+
+
+def test_an_installed_model_alone_on_the_line_asks_for_the_question(shell, server):
+    with pytest.raises(OllamaUsageError) as info:
+        shell.run_line_magic("ollama", "llama3.2")
+    message = str(info.value)
+    assert "needs a question" in message and "`%ollama llama3.2 Why" in message
+    assert "not a subcommand" not in message
+
+
 def test_cell_magic_line_may_end_in_a_comment(shell, server):
     assert cell(shell, "llama3.2 -t 0.3  # a quick one", "Hi").success
     assert sent(server)["model"] == "llama3.2"
