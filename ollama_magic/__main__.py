@@ -120,6 +120,8 @@ def _make_client_class() -> type:
                         return
                 elif parent in self.cells_by_request and msg["msg_type"] != "status":
                     earlier, index = self.cells_by_request[parent]
+                    if ECHO_KEY in msg["content"].get("transient", {}):
+                        print(f"\n\x1b[2m── [{index}] answered in the background\x1b[0m")
                     with contextlib.suppress(CellExecutionComplete):
                         self.process_message(msg, earlier, index)
 

@@ -475,7 +475,7 @@ class OllamaMagics(Magics):
                 )
             else:
                 view = choose_lens_view(shell, request.model, request.quiet)
-            view = with_echo(view, shell, request.quiet)
+            view = with_echo(view, shell, request.quiet, request.background)
             if request.tools:
                 view = traced_view(view, shell, request.out, request.quiet)
             result = run_single(

@@ -55,6 +55,10 @@ def test_a_background_answer_that_ends_after_the_last_cell_is_saved(tmp_path):
             gate.open()
         rest, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, seen + rest
+    # The terminal shows the answer whole, after the cells that ran meanwhile, and says whose.
+    assert "".join(words) not in seen
+    assert rest.count("".join(words)) == 1, rest
+    assert rest.index("[1] answered in the background") < rest.index("".join(words)), rest
     nb = nbformat.read(out, as_version=4)
     assert len(nb.cells) == 3  # the waiting is not saved as a cell
     markdown = [o.data["text/markdown"] for o in nb.cells[1].outputs if "text/markdown" in o.data]

@@ -37,8 +37,11 @@ class KernelEcho:
     is where views start.
     """
 
-    def __init__(self, shell: Any) -> None:
+    def __init__(self, shell: Any, hold: bool = False) -> None:
+        """``hold``: keep everything until :meth:`release` (a ``--bg`` answer, which would
+        otherwise interleave with what later cells print)."""
         self._shell = shell
+        self._hold = hold
         self._cell: CellOutput | None = None
         self._parts: list[str] = []
 
@@ -49,6 +52,10 @@ class KernelEcho:
         self._parts.append(text)
 
     def flush(self) -> None:
+        if not self._hold:
+            self.release()
+
+    def release(self) -> None:
         if self._cell is not None and self._parts:
             text, self._parts = "".join(self._parts), []
             self._cell.echo(ECHO_KEY, text)
@@ -58,9 +65,9 @@ class EchoedView:
     """A view, and the same events printed as :class:`TerminalView` prints them, then the
     footer line the notebook shows."""
 
-    def __init__(self, view: View, shell: Any) -> None:
+    def __init__(self, view: View, shell: Any, hold: bool = False) -> None:
         self._view = view
-        self._echo = KernelEcho(shell)
+        self._echo = KernelEcho(shell, hold)
         self._terminal = TerminalView(self._echo)
         self._chunks = 0
         self._started = 0.0
@@ -90,7 +97,7 @@ class EchoedView:
             self._terminal.finish(result, out_name)
             footer = footer_text(result, "", self._chunks, time.monotonic() - self._started)
             self._echo.write(f"\x1b[2m{footer}\x1b[0m\n")
-            self._echo.flush()
+            self._echo.release()
 
     def __getattr__(self, name: str) -> Any:
         # What only some views have (expect_format, logprobs, note, trace_lines, ...).
@@ -154,9 +161,10 @@ def _echoes(shell: Any, quiet: bool) -> bool:
     return not quiet and getattr(shell, "kernel", None) is not None and echo_requested()
 
 
-def with_echo(view: Any, shell: Any, quiet: bool) -> Any:
-    """``view``, echoed when the kernel was asked to (see :data:`ECHO_ENV`) and not --quiet."""
-    return EchoedView(view, shell) if _echoes(shell, quiet) else view
+def with_echo(view: Any, shell: Any, quiet: bool, background: bool = False) -> Any:
+    """``view``, echoed when the kernel was asked to (see :data:`ECHO_ENV`) and not --quiet;
+    a ``background`` answer is echoed whole when it ends."""
+    return EchoedView(view, shell, hold=background) if _echoes(shell, quiet) else view
 
 
 def with_compare_echo(view: CompareView, shell: Any, quiet: bool) -> CompareView:
