@@ -110,7 +110,6 @@ class EchoedCompareView:
     def __init__(self, view: CompareView, shell: Any) -> None:
         self._view = view
         self._echo = KernelEcho(shell)
-        self._terminal: TerminalCompareView | None = None
 
     def start(self) -> None:
         self._view.start()

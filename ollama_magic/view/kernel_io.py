@@ -74,9 +74,9 @@ class CellOutput:
         Front ends ignore it and notebooks never keep ``transient``: this is for a program that
         runs the notebook and reads the messages itself (:mod:`.echo`). Not counted in ``sent``.
         """
-        transient = {"display_id": f"ollama-{self._prefix}-echo", key: text}
         if self._topic is None:
             return  # a display publisher that captures output: nobody reads transient data
+        transient = {"display_id": f"ollama-{self._prefix}-echo", key: text}
         content = {"data": {}, "metadata": {}, "transient": transient}
         self._kernel.session.send(
             self._kernel.iopub_socket,
