@@ -75,7 +75,7 @@ def check_context(backend: Backend, body: dict[str, Any], result: OllamaResponse
         error.args = (error.message,)
         return
     if window and prompt_tokens is not None:
-        result.truncated = filled(prompt_tokens, window)
+        result.truncated = filled(prompt_tokens, window) or bool(result.stats.prompt_cut)
 
 
 def context_line(result: OllamaResponse) -> str:
@@ -84,6 +84,12 @@ def context_line(result: OllamaResponse) -> str:
     if not getattr(result, "truncated", False) or not window:
         return ""
     chat = len((result.request or {}).get("messages") or ()) > 2
+    cut = result.stats.prompt_cut
+    if cut:
+        return (
+            f"The prompt did not fit the context window ({window:,} tokens), so its first "
+            f"{cut:,} tokens were cut and the model never saw them: {fix_hint(window, chat)}."
+        )
     return (
         f"The prompt filled the context window ({result.stats.prompt_eval_count:,} of "
         f"{window:,} tokens), so the model likely did not see all of it: "

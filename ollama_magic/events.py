@@ -89,6 +89,8 @@ class Stats:
     chunks: int = 0
     #: The context window the model ran with (tokens), when the server could tell.
     context_length: int | None = field(default=None, repr=False)
+    #: Prompt tokens cut to fit the window, when the backend knows (the embedded model).
+    prompt_cut: int | None = field(default=None, repr=False)
 
     @property
     def tokens_per_second(self) -> float | None:

@@ -40,6 +40,7 @@ from .errors import (
     TruncatedStreamError,
 )
 from .events import Done, Event
+from .local_window import fit_messages
 from .openai_compat import LineHook, chat_events
 
 __all__ = [
@@ -238,7 +239,8 @@ def load(path: Path, options: Mapping[str, Any], logits_all: bool = False) -> tu
     ``logits_all`` keeps every position's logits, which llama.cpp needs for logprobs (it costs
     ``n_ctx`` × vocabulary floats, so only ``--logprobs`` asks for it).
     """
-    n_ctx = int(options.get("num_ctx") or DEFAULT_CTX)
+    # llama.cpp pads the window to a multiple of 256; the binding's own buffers must agree.
+    n_ctx = max(256, -(-int(options.get("num_ctx") or DEFAULT_CTX) // 256) * 256)
     threads, batch = options.get("num_thread"), options.get("num_batch")
     key = (str(path), n_ctx, threads, batch, logits_all)
     with _LOCK:
@@ -416,8 +418,9 @@ class LocalClient:
         llm, load_seconds = load(
             resolve_model(model), body.get("options") or {}, body.get("logprobs") is True
         )
+        cut = fit_to_window(llm, kwargs)
         stop = threading.Event()
-        events = self._events(llm, kwargs, model, started, load_seconds, body, trace, stop)
+        events = self._events(llm, kwargs, model, started, load_seconds, body, trace, stop, cut)
         return LocalStream(events, stop)
 
     def list_models(self) -> list[dict[str, Any]]:
@@ -451,6 +454,7 @@ class LocalClient:
         body: Mapping[str, Any],
         trace: LineHook | None,
         stop: threading.Event,
+        cut: int = 0,
     ) -> Iterator[Event]:
         busy = _BUSY.get(id(llm)) or threading.Lock()
         busy.acquire()  # interruptible: a second thread waits for the first answer to end
@@ -488,6 +492,7 @@ class LocalClient:
         # llama.cpp streams one token per chunk (a multi-byte character may merge a few).
         stats.eval_count = stats.eval_count or stats.chunks or None
         stats.load_duration = load_seconds
+        stats.prompt_cut = cut or None
         if stats.first_token_time is not None and stats.wall_time is not None:
             stats.prompt_eval_duration = max(stats.first_token_time - load_seconds, 0.0)
             generating = stats.wall_time - stats.first_token_time
@@ -541,6 +546,12 @@ def render_local_prompt(body: Mapping[str, Any]) -> tuple[str, int] | None:
     one of llama-cpp-python's built-in chat formats, which are code, not a template)."""
     messages = completion_kwargs(body)["messages"]
     llm, _ = load(resolve_model(str(body.get("model", ""))), body.get("options") or {})
+    prompt = _rendered(llm, messages)
+    return None if prompt is None else (prompt, 0)
+
+
+def _rendered(llm: Any, messages: list[dict[str, str]]) -> str | None:
+    """``messages`` through the GGUF file's chat template (None without one)."""
     template = llm.metadata.get("tokenizer.chat_template")
     if llm.chat_format != "chat_template.default" or not template:
         return None
@@ -550,4 +561,22 @@ def render_local_prompt(body: Mapping[str, Any]) -> tuple[str, int] | None:
         return llm._model.token_get_text(token) if token != -1 else ""  # as llama.cpp does
 
     formatter = Jinja2ChatFormatter(template, text(llm.token_eos()), text(llm.token_bos()))
-    return formatter(messages=messages).prompt, 0
+    return str(formatter(messages=messages).prompt)  # type: ignore[arg-type]
+
+
+def fit_to_window(llm: Any, kwargs: dict[str, Any]) -> int:
+    """Cut ``kwargs["messages"]`` to leave room for the answer in the window, as Ollama does
+    (:mod:`.local_window`); the tokens cut (0 for none, or without a chat template)."""
+    window = int(llm.n_ctx())
+    limit = window - min(int(kwargs.get("max_tokens") or DEFAULT_MAX_TOKENS), window // 4)
+
+    def count(messages: list[dict[str, str]]) -> int:
+        prompt = _rendered(llm, messages)
+        return 0 if prompt is None else len(llm.tokenize(prompt.encode(), special=True))
+
+    def drop_start(text: str, tokens: int) -> str:
+        kept = llm.tokenize(text.encode(), add_bos=False)[tokens:]
+        return str(llm.detokenize(kept).decode("utf-8", errors="ignore")) if kept else ""
+
+    kwargs["messages"], cut = fit_messages(kwargs["messages"], limit, count, drop_start)
+    return cut

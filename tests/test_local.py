@@ -122,11 +122,38 @@ def test_streams_real_tokens_with_seed():
     assert default_local_model() == "local:smollm2"
 
 
+NOTES = " ".join(f"Note {i}: the meeting moved to room {i}." for i in range(20))
+
+
 @needs_model
-def test_a_prompt_longer_than_the_window_says_which_window_to_ask_for():
-    notes = " ".join(f"Note {i}: the meeting moved to room {i}." for i in range(20))
-    long_prompt = [{"role": "user", "content": f"Summarise these notes: {notes}"}]
-    request = build_chat_body("local:smollm2", long_prompt, options={"num_ctx": 32})
+def test_an_over_long_prompt_is_cut_from_its_start_as_ollama_cuts_it():
+    asked = [{"role": "user", "content": f"Summarise these notes: {NOTES}"}]
+    request = build_chat_body("local:smollm2", asked, options={"num_ctx": 32, "num_predict": 8})
+    with LocalClient().stream("/api/chat", request) as stream:
+        events = list(stream)
+    done = events[-1]
+    assert isinstance(done, Done) and text(events).strip()
+    window = 256  # llama.cpp's smallest window: num_ctx=32 is rounded up to it
+    assert done.stats.prompt_cut and done.stats.prompt_eval_count
+    assert done.stats.prompt_eval_count + done.stats.eval_count <= window
+    # An earlier turn goes first: a conversation keeps its system prompt and newest question.
+    chat = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": f"Remember these notes: {NOTES}"},
+        {"role": "assistant", "content": "Noted."},
+        {"role": "user", "content": "Which room is note 3 about?"},
+    ]
+    request = build_chat_body("local:smollm2", chat, options={"num_ctx": 32, "num_predict": 8})
+    with LocalClient().stream("/api/chat", request) as stream:
+        done = list(stream)[-1]
+    assert isinstance(done, Done) and done.stats.prompt_cut
+    assert done.stats.prompt_eval_count < 40  # the system prompt and the question, no notes
+
+
+@needs_model
+def test_a_system_prompt_longer_than_the_window_says_which_window_to_ask_for():
+    chat = [{"role": "system", "content": NOTES}, {"role": "user", "content": "Room of note 3?"}]
+    request = build_chat_body("local:smollm2", chat, options={"num_ctx": 32})
     with pytest.raises(StreamErrorLine) as caught, LocalClient().stream("/api/chat", request) as s:
         list(s)
     error = caught.value
@@ -135,12 +162,11 @@ def test_a_prompt_longer_than_the_window_says_which_window_to_ask_for():
     longer = int(re.search(r"-O num_ctx=(\d+)", error.message)[1])
     prompt = int(re.search(r"prompt is ([\d,]+) tokens", error.message)[1].replace(",", ""))
     assert prompt > window and longer > prompt
-    # The window it suggests is enough: the same prompt now gets an answer.
-    request = build_chat_body(
-        "local:smollm2", long_prompt, options={"num_ctx": longer, "num_predict": 4}
-    )
+    # The window it suggests is enough: the same prompt now gets an answer, nothing cut.
+    request = build_chat_body("local:smollm2", chat, options={"num_ctx": longer, "num_predict": 4})
     with LocalClient().stream("/api/chat", request) as stream:
-        assert text(list(stream)).strip()
+        events = list(stream)
+    assert text(events).strip() and not events[-1].stats.prompt_cut
 
 
 @needs_model

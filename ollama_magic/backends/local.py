@@ -14,6 +14,7 @@ from ..local import (
     LocalClient,
     _runtime_installed,
     list_local_models,
+    load,
     render_local_prompt,
     resolve_model,
     runtime_missing,
@@ -97,6 +98,13 @@ class LocalBackend(GuardedBackend):
         if not _runtime_installed():
             raise runtime_missing()
         resolve_model(name)
+
+    def context_window(self, model: str, body: dict[str, Any]) -> int | None:
+        """The window of the model as loaded for ``body`` (llama.cpp may round ``num_ctx`` up)."""
+        with self._errors():
+            options = body.get("options") or {}
+            llm, _ = load(resolve_model(model), options, body.get("logprobs") is True)
+            return int(llm.n_ctx())
 
     def render_prompt(self, body: dict[str, Any]) -> tuple[str, int] | None:
         with self._errors():
