@@ -241,7 +241,8 @@ class OllamaMagics(Magics):
             %config OllamaMagics.model = "llama3.2"    # then the model can be left out
 
         Subcommands of the line magic: ``%ollama history [NAME]``, ``%ollama reset [NAME]``,
-        ``%ollama config``, and the model commands (``%ollama list``, ...).
+        ``%ollama config``, the model commands (``%ollama list``, ...); ``%ollama help`` lists
+        them all.
 
         The server is ``--host``, else the ``OLLAMA_HOST`` environment variable (parsed as
         Ollama does), else http://127.0.0.1:11434.
