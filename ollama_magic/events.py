@@ -105,10 +105,9 @@ class Stats:
         >>> Stats(eval_count=59, eval_duration=1.1858004099, chunks=59)
         Stats(eval_count=59, eval_duration=1.186, chunks=59, tokens_per_second=49.755)
         """
-        known = {k: v for k, v in self.as_dict().items() if k != "context_length"}
         shown = ", ".join(
             f"{name}={round(value, 3) if isinstance(value, float) else value}"
-            for name, value in known.items()
+            for name, value in self.as_dict().items()
         )
         return f"Stats({shown})"
 
@@ -140,6 +139,8 @@ class Stats:
         if prompt:
             if self.context_length:
                 prompt += f" of a {self.context_length:,}-token window"
+            if self.prompt_cut:
+                prompt += f" ({self.prompt_cut:,} more cut to fit)"
             rows.append(("prompt", prompt))
         if self.load_duration is not None:
             rows.append(("model load", f"{self.load_duration:.2f} s"))
