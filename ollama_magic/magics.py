@@ -459,7 +459,11 @@ class OllamaMagics(Magics):
                 pool,
                 request,
                 with_map_echo(
-                    choose_map_view(shell, total, request.quiet), shell, total, request.quiet
+                    choose_map_view(shell, total, request.quiet),
+                    shell,
+                    total,
+                    request.quiet,
+                    request.background,
                 ),
                 namespace,
                 cancel,

@@ -141,3 +141,27 @@ def test_a_map_prints_its_progress_and_summary(tmp_path):
     printed = output.rest().split("[2] %%ollama", 1)[1]
     assert "3/3 answered" in printed, printed
     assert "Mapped 3 items in `described`: 3 answered." in printed, printed
+
+
+def test_a_background_map_prints_only_its_summary_when_it_ends(tmp_path):
+    gate = Gate()
+    source = _notebook(
+        tmp_path / "bgmap.ipynb",
+        "colours = ['red', 'green']",
+        "%%ollama llama3.2 --map colours --bg -o described\nDescribe {item}.",
+        "print('the last cell ran')",
+    )
+    with FakeOllama(models=("llama3.2",)) as fake:
+        fake.enqueue(Reply.answer(["Warm ", "red"], gate=gate, gate_after=1))
+        proc = _run(source, tmp_path / "bgmap.out.ipynb", fake.host)
+        output = _Output(proc)
+        try:
+            assert gate.wait_reached(120)
+            assert output.wait_for("the last cell ran"), output.text
+        finally:
+            gate.open()
+        assert proc.wait(120) == 0, output.rest()
+    printed = output.rest().split("the last cell ran", 1)[1]
+    summary = printed.index("Mapped 2 items in `described`: 2 answered.")
+    assert printed.index("[2] answered in the background") < summary, printed
+    assert "answered ·" not in output.text  # no progress lines between later cells' output

@@ -18,7 +18,7 @@ from .common import TerminalView, View
 from .compare import CompareView, TerminalCompareView
 from .kernel_io import CellOutput
 from .live import footer_text
-from .mapping import MapView, TerminalMapView
+from .mapping import MapView, TerminalMapView, map_summary
 
 #: Set to ``1`` in the kernel's environment to ask for the terminal text as well.
 ECHO_ENV = "OLLAMA_MAGIC_ECHO"
@@ -130,12 +130,14 @@ class EchoedCompareView:
 
 
 class EchoedMapView:
-    """A ``--map`` view, and the terminal's progress line and summary."""
+    """A ``--map`` view, and the terminal's progress line and summary (only the summary, in the
+    background)."""
 
-    def __init__(self, view: MapView, shell: Any, total: int) -> None:
+    def __init__(self, view: MapView, shell: Any, total: int, background: bool = False) -> None:
         self._view = view
         self._echo = KernelEcho(shell)
-        self._terminal = TerminalMapView(total, stream=self._echo)
+        self._terminal = TerminalMapView(total, quiet=background, stream=self._echo)
+        self._background = background
 
     def describe_items(self, labels: list[str]) -> None:
         describe = getattr(self._view, "describe_items", None)
@@ -153,7 +155,11 @@ class EchoedMapView:
 
     def finish(self, results: list[OllamaResponse], out_name: str) -> None:
         self._view.finish(results, out_name)
-        self._terminal.finish(results, out_name)
+        if self._background:
+            self._echo.write(map_summary(results, out_name).replace("**", "") + "\n")
+            self._echo.flush()
+        else:
+            self._terminal.finish(results, out_name)
 
 
 def _echoes(shell: Any, quiet: bool) -> bool:
@@ -171,6 +177,8 @@ def with_compare_echo(view: CompareView, shell: Any, quiet: bool) -> CompareView
     return EchoedCompareView(view, shell) if _echoes(shell, quiet) else view
 
 
-def with_map_echo(view: MapView, shell: Any, total: int, quiet: bool) -> MapView:
+def with_map_echo(
+    view: MapView, shell: Any, total: int, quiet: bool, background: bool = False
+) -> MapView:
     """A ``--map`` view, echoed as :func:`with_echo` decides."""
-    return EchoedMapView(view, shell, total) if _echoes(shell, quiet) else view
+    return EchoedMapView(view, shell, total, background) if _echoes(shell, quiet) else view
