@@ -42,7 +42,7 @@ def pick_model(server: Backend, requested: str | None) -> str | None:
 def _rearming_kernel_client_class() -> type:
     """An async kernel client whose shell channel never loses the signal of a waiting reply.
 
-    nbclient answers output captured by an Output widget (the live view) with a ``comm_msg``
+    nbclient answers output captured by an Output widget (a notebook's own) with a ``comm_msg``
     on the shell channel, and jupyter_client sends it through a blocking view of the
     asynchronous shell socket. That send lets ZeroMQ take the "reply ready" signal of an
     ``execute_reply`` that came in meanwhile, so the asynchronous wait for the reply would
@@ -156,7 +156,7 @@ def _make_client_class() -> type:
             self.cells_by_request = {}
 
         def forget_closed_widgets(self) -> None:
-            """Drop closed widgets (the live views) from the saved widget state."""
+            """Drop closed widgets (pull progress, for one) from the saved widget state."""
             saved = self.nb.metadata.get("widgets", {})
             state = saved.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
             for comm_id in self.closed_comms:
