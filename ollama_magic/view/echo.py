@@ -18,7 +18,7 @@ from .common import TerminalView, View
 from .compare import CompareView, TerminalCompareView
 from .kernel_io import CellOutput
 from .live import footer_text
-from .mapping import MapView, TerminalMapView, map_summary
+from .mapping import MapView, TerminalMapView
 
 #: Set to ``1`` in the kernel's environment to ask for the terminal text as well.
 ECHO_ENV = "OLLAMA_MAGIC_ECHO"
@@ -136,8 +136,8 @@ class EchoedMapView:
     def __init__(self, view: MapView, shell: Any, total: int, background: bool = False) -> None:
         self._view = view
         self._echo = KernelEcho(shell)
-        self._terminal = TerminalMapView(total, quiet=background, stream=self._echo)
-        self._background = background
+        self._terminal = TerminalMapView(total, stream=self._echo)
+        self._progress = not background
 
     def describe_items(self, labels: list[str]) -> None:
         describe = getattr(self._view, "describe_items", None)
@@ -147,19 +147,17 @@ class EchoedMapView:
     def start(self) -> None:
         self._view.start()
         self._echo.open()
-        self._terminal.start()
+        if self._progress:
+            self._terminal.start()
 
     def progress(self, index: int, result: OllamaResponse) -> None:
         self._view.progress(index, result)
-        self._terminal.progress(index, result)
+        if self._progress:
+            self._terminal.progress(index, result)
 
     def finish(self, results: list[OllamaResponse], out_name: str) -> None:
         self._view.finish(results, out_name)
-        if self._background:
-            self._echo.write(map_summary(results, out_name).replace("**", "") + "\n")
-            self._echo.flush()
-        else:
-            self._terminal.finish(results, out_name)
+        self._terminal.finish(results, out_name)
 
 
 def _echoes(shell: Any, quiet: bool) -> bool:
